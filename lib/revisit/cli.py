@@ -1,0 +1,54 @@
+"""Command line: ``revisit batch``, ``revisit status``, ``revisit list``.
+
+``revisit batch --profile cpu`` runs every run the book needs (``params/book.yaml``) that is not
+done yet; ``revisit status`` shows where each stands. Exit status 1 when a run failed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .batch import book_experiments, ordered, run_all
+from .config import ParamsError, list_experiments, load_profile
+
+DEFAULT_PROFILE = os.environ.get("REVISIT_PROFILE", "cpu")
+
+
+def _names(args) -> list[str]:
+    if args.experiments:
+        return args.experiments
+    return [name for names in book_experiments().values() for name in names]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="revisit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in [("batch", "run what is missing"), ("status", "show the state of each run")]:
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--profile", default=DEFAULT_PROFILE, help="smoke, cpu or paper (default: %(default)s)")
+        cmd.add_argument("experiments", nargs="*", help="experiment names under params/ (default: the book's)")
+    sub.add_parser("list", help="list every experiment under params/")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            print("\n".join(list_experiments()))
+            return 0
+        profile = load_profile(args.profile)
+        if args.command == "status":
+            for run in ordered(_names(args), profile):
+                print(f"{run.status:8s} {run.experiment.name:40s} {run.dir}")
+            return 0
+        report = run_all(_names(args), profile)
+    except ParamsError as err:
+        print(f"revisit: {err}", file=sys.stderr)
+        return 2
+    print(f"\n{len(report.done)} run, {len(report.skipped)} already done, {len(report.failed)} failed, "
+          f"{len(report.blocked)} blocked by a failed dependency")
+    for run_id, path in report.failed.items():
+        print(f"  failed: {run_id} (see {path})")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""Params files and profiles (DESIGN.md "Runs, profiles, results").
+
+An *experiment* is a YAML file under ``params/`` written at paper scale. A *profile*
+(``params/profiles/<name>.yaml``) rescales every experiment of a kind for a machine: ``smoke``
+(tests), ``cpu`` (the book's default, synthetic twins) and ``paper`` (GPU hosts, real data,
+nothing overridden). Both are validated against the dataclasses below: an unknown key, a wrong
+type or an out-of-range value raises ``ParamsError`` naming the file, the key and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def params_root() -> Path:
+    """Folder of params files and profiles: ``$REVISIT_PARAMS``, else ``params/`` in the project."""
+    return Path(os.environ.get("REVISIT_PARAMS", PROJECT_ROOT / "params"))
+
+
+PRETRAIN_SETS = ("in118k", "in118k_lt", "coco", "oi118k", "bdd100k")
+TARGETS = ("cifar10", "cars", "food", "pets", "places", "sun", "voc")
+
+
+class ParamsError(ValueError):
+    """A params or profile file that cannot be used; the message says what to change."""
+
+
+def _choices(*values):
+    return {"choices": values}
+
+
+def _range(lo=None, hi=None):
+    return {"min": lo, "max": hi}
+
+
+@dataclass(frozen=True)
+class PretrainParams:
+    """MoCo-v2 pretraining (Sec. 3 and App. A.1); defaults are the paper's."""
+
+    dataset: str = field(default="in118k", metadata=_choices(*PRETRAIN_SETS))
+    images: int | None = field(default=None, metadata=_range(1))  # subset size; None = the full split
+    source: str = field(default="real", metadata=_choices("real", "twin"))
+    arch: str = field(default="resnet50", metadata=_choices("resnet50", "resnet_small"))
+    width: int = field(default=32, metadata=_range(4, 512))  # resnet_small only
+    epochs: int = field(default=400, metadata=_range(1))
+    batch_size: int = field(default=256, metadata=_range(2))
+    base_lr: float = field(default=0.3, metadata=_range(0.0))  # at batch 256, scaled linearly
+    weight_decay: float = field(default=1e-4, metadata=_range(0.0))
+    sgd_momentum: float = field(default=0.9, metadata=_range(0.0, 1.0))
+    momentum: float = field(default=0.999, metadata=_range(0.0, 1.0))  # EMA of the key encoder
+    temperature: float = field(default=0.2, metadata=_range(1e-4))
+    queue_size: int = field(default=65536, metadata=_range(1))
+    dim: int = field(default=128, metadata=_range(1))
+    crop_size: int = field(default=224, metadata=_range(8))
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    bn_groups: int = field(default=8, metadata=_range(1))  # shuffle-BN emulation
+    workers: int = field(default=8, metadata=_range(0))
+    threads: int = field(default=0, metadata=_range(0))  # torch intra-op threads; 0 = torch's default
+    seed: int = 0
+    log_every: int = field(default=10, metadata=_range(1))
+
+
+@dataclass(frozen=True)
+class LinearParams:
+    """Linear evaluation on frozen features (App. A.2, Ericsson et al. protocol)."""
+
+    pretrain: str | None = None  # experiment name under params/, e.g. "pretrain/moco_coco_400ep"; None = random init
+    targets: tuple[str, ...] = field(default=TARGETS, metadata=_choices(*TARGETS))
+    source: str = field(default="real", metadata=_choices("real", "twin"))
+    arch: str = field(default="resnet50", metadata=_choices("resnet50", "resnet_small"))
+    width: int = field(default=32, metadata=_range(4, 512))
+    image_size: int = field(default=224, metadata=_range(8))
+    grid: str = field(default="paper", metadata=_choices("paper", "ericsson"))
+    grid_size: int = field(default=45, metadata=_range(1))
+    max_iter: int = field(default=1000, metadata=_range(1))
+    train_images: int | None = field(default=None, metadata=_range(1))  # None = the official split
+    test_images: int | None = field(default=None, metadata=_range(1))
+    batch_size: int = field(default=256, metadata=_range(1))
+    workers: int = field(default=8, metadata=_range(0))
+    seed: int = 0
+
+
+KINDS = {"pretrain": PretrainParams, "linear": LinearParams}
+
+
+def _check_value(source, key, value, hint, meta):
+    where = f"{source}: key '{key}'"
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ParamsError(f"{where} must be a list, got {value!r}")
+        item = args[0]
+        if args[-1] is not Ellipsis and len(value) != len(args):
+            raise ParamsError(f"{where} must have {len(args)} values, got {len(value)}")
+        value = tuple(_check_value(source, key, v, item, {}) for v in value)
+        if "choices" in meta:
+            bad = [v for v in value if v not in meta["choices"]]
+            if bad:
+                raise ParamsError(f"{where}: {bad} not allowed; choose from {list(meta['choices'])}")
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if hint is float and isinstance(value, str):
+        try:
+            value = float(value)  # YAML reads "1e-4" as a string
+        except ValueError:
+            pass
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ParamsError(f"{where} must be {hint.__name__}, got {type(value).__name__} {value!r}")
+    if "choices" in meta and value not in meta["choices"]:
+        raise ParamsError(f"{where} is {value!r}; allowed: {list(meta['choices'])}")
+    lo, hi = meta.get("min"), meta.get("max")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ParamsError(f"{where} is {value!r}; allowed range [{lo}, {hi if hi is not None else 'inf'}]")
+    return value
+
+
+def validate(cls, values: dict, source: str) -> dict:
+    """Check ``values`` against the fields of ``cls``; returns the cleaned values."""
+    if not isinstance(values, dict):
+        raise ParamsError(f"{source}: expected a mapping of keys to values, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ParamsError(f"{source}: unknown key(s) {unknown}; allowed keys: {sorted(fields)}")
+    return {k: _check_value(source, k, v, hints[k], fields[k].metadata) for k, v in values.items()}
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ParamsError(f"params file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: the top level must be a mapping")
+    return data
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How experiments are rescaled for one kind of machine."""
+
+    name: str
+    description: str
+    overrides: dict  # kind -> {key: value}
+
+
+def load_profile(name: str, root: Path | None = None) -> Profile:
+    root = Path(root or params_root())
+    path = root / "profiles" / f"{name}.yaml"
+    if not path.is_file():
+        available = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
+        raise ParamsError(f"unknown profile {name!r} ({path} missing); available: {available}")
+    data = _read_yaml(path)
+    allowed = {"description", *KINDS}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ParamsError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    overrides = {kind: validate(cls, data.get(kind) or {}, f"{path} [{kind}]") for kind, cls in KINDS.items()}
+    return Profile(name, data.get("description", ""), overrides)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One params file: its name (path under params/ without .yaml), kind, title and values."""
+
+    name: str
+    kind: str
+    title: str
+    values: dict
+    path: Path
+
+
+def load_experiment(name: str, root: Path | None = None) -> Experiment:
+    root = Path(root or params_root())
+    path = root / f"{name}.yaml"
+    data = _read_yaml(path)
+    kind = data.pop("kind", None)
+    if kind not in KINDS:
+        raise ParamsError(f"{path}: key 'kind' must be one of {sorted(KINDS)}, got {kind!r}")
+    title = data.pop("title", name)
+    return Experiment(name, kind, title, validate(KINDS[kind], data, str(path)), path)
+
+
+def list_experiments(root: Path | None = None) -> list[str]:
+    """Names of every experiment under ``params/`` (profiles excluded)."""
+    root = Path(root or params_root())
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml") if p.parent.name != "profiles" and p.parent != root)
+
+
+def resolve(experiment: Experiment, profile: Profile):
+    """The experiment's dataclass with the profile's overrides for its kind applied."""
+    return KINDS[experiment.kind](**{**experiment.values, **profile.overrides[experiment.kind]})
+
+
+def params_hash(params) -> str:
+    """A short stable hash of resolved params (dataclass or dict): the run id suffix."""
+    values = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else params
+    blob = json.dumps(values, sort_keys=True, default=list)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]

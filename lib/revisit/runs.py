@@ -1,0 +1,102 @@
+"""Runs: an experiment resolved against a profile, with an id derived from its parameters.
+
+A run lives in ``$REVISIT_RUNS/<profile>/<experiment>--<hash>/`` (default ``runs/`` in the
+project): the resolved ``params.yaml``, the executed ``notebook.ipynb``, ``metrics.json`` (written
+last, atomically: its presence means the run is done), plus whatever the run keeps (checkpoint,
+log). Changing any resolved parameter changes the hash, so results of different settings never mix.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .config import PROJECT_ROOT, Experiment, Profile, load_experiment, params_hash, resolve
+
+METRICS = "metrics.json"
+ERROR = "error.txt"
+
+
+def runs_root() -> Path:
+    """Where runs are stored: ``$REVISIT_RUNS``, else ``runs/`` in the project."""
+    return Path(os.environ.get("REVISIT_RUNS", PROJECT_ROOT / "runs")).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class Run:
+    """One experiment at one profile; ``needs`` is the pretraining run a linear run evaluates."""
+
+    experiment: Experiment
+    profile: Profile
+    params: object
+    needs: "Run | None"
+
+    @property
+    def run_id(self) -> str:
+        values = dataclasses.asdict(self.params)
+        if self.needs is not None:
+            values["pretrain_run"] = self.needs.run_id
+        return f"{self.experiment.name.replace('/', '__')}--{params_hash(values)}"
+
+    @property
+    def dir(self) -> Path:
+        return runs_root() / self.profile.name / self.run_id
+
+    @property
+    def status(self) -> str:
+        """``done``, ``failed`` (last attempt raised), ``partial`` (started, resumable) or ``missing``."""
+        if (self.dir / METRICS).is_file():
+            return "done"
+        if (self.dir / ERROR).is_file():
+            return "failed"
+        return "partial" if self.dir.is_dir() else "missing"
+
+    def metrics(self) -> dict | None:
+        """The run's ``metrics.json``, or ``None`` if it has not finished."""
+        path = self.dir / METRICS
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def resolved(self) -> dict:
+        values = dataclasses.asdict(self.params)
+        return {"experiment": self.experiment.name, "kind": self.experiment.kind, "profile": self.profile.name,
+                "pretrain_run": self.needs.run_id if self.needs else None, "params": values}
+
+
+def plan(name: str, profile: Profile) -> Run:
+    """The run of experiment ``name`` at ``profile``, with its dependency resolved."""
+    experiment = load_experiment(name)
+    params = resolve(experiment, profile)
+    needs = None
+    if experiment.kind == "linear" and params.pretrain:
+        needs = plan(params.pretrain, profile)
+        if needs.experiment.kind != "pretrain":
+            raise ValueError(f"{experiment.path}: 'pretrain' must name a pretraining experiment, got {params.pretrain}")
+        if (needs.params.arch, needs.params.width) != (params.arch, params.width):
+            raise ValueError(f"{experiment.path}: arch/width {params.arch}/{params.width} differ from the pretraining "
+                             f"run's {needs.params.arch}/{needs.params.width}; set them alike in the profile")
+    return Run(experiment, profile, params, needs)
+
+
+def write_json_atomic(path: Path, data: dict):
+    """Write JSON to a temporary file, then rename: readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=float))
+    os.replace(tmp, path)
+
+
+def prepare(run: Run):
+    """Create the run folder and its ``params.yaml``; refuses a folder holding other parameters."""
+    run.dir.mkdir(parents=True, exist_ok=True)
+    path = run.dir / "params.yaml"
+    resolved = json.loads(json.dumps(run.resolved(), default=list))
+    if path.is_file():
+        existing = yaml.safe_load(path.read_text())
+        if existing != resolved:
+            raise RuntimeError(f"{run.dir} holds a run with other parameters; move it away (nothing was overwritten)")
+    else:
+        path.write_text(yaml.safe_dump(resolved, sort_keys=False))

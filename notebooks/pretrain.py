@@ -1,0 +1,48 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Runner: MoCo-v2 pretraining
+#
+# Executed by papermill (`revisit batch`) into the run's folder, one copy per run. It trains
+# MoCo-v2 (paper Sec. 2-3) on the experiment's dataset at the given profile, resuming from the
+# run's last checkpoint if there is one, and writes `metrics.json` last.
+
+# %% tags=["parameters"]
+experiment = "pretrain/moco_in118k_400ep"
+profile = "smoke"
+
+# %%
+from revisit.config import load_profile
+from revisit.data import pretrain_images
+from revisit.plots import loss_curves
+from revisit.runs import METRICS, plan, write_json_atomic
+from revisit.train import pretrain, read_log
+
+run = plan(experiment, load_profile(profile))
+p = run.params
+print(f"{run.experiment.title} | profile {profile} | run {run.dir}")
+p
+
+# %%
+images = pretrain_images(p, run.dir)
+print(f"{len(images)} images from {images.name}")
+summary = pretrain(p, images, run.dir)
+summary
+
+# %%
+loss_curves({experiment: read_log(run.dir)});
+
+# %%
+write_json_atomic(run.dir / METRICS, {**summary, "experiment": experiment, "profile": profile,
+                                      "dataset": p.dataset, "images": len(images)})

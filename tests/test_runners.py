@@ -1,0 +1,138 @@
+"""Runner notebooks through papermill and the batch runner: skip, resume after a kill, failures."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from revisit.config import PROJECT_ROOT
+
+
+def revisit(*args, env, timeout=900):
+    return subprocess.run([sys.executable, "-m", "revisit.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=PROJECT_ROOT)
+
+
+def env_with(**values):
+    return {**os.environ, **{k: str(v) for k, v in values.items()}}
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory):
+    """Every run of the book at the smoke profile, executed once for the session."""
+    root = tmp_path_factory.mktemp("smoke-runs")
+    env = env_with(REVISIT_RUNS=root, REVISIT_CACHE=tmp_path_factory.getbasetemp() / "twin-cache")
+    proc = revisit("batch", "--profile", "smoke", env=env)
+    return root, env, proc
+
+
+def run_dirs(root):
+    return sorted(p for p in (Path(root) / "smoke").iterdir() if p.is_dir())
+
+
+def test_batch_executes_the_book_runs_in_dependency_order(smoke_runs):
+    root, _, proc = smoke_runs
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[")]
+    order = [ln.split()[1] for ln in lines]
+    assert order.index("pretrain/moco_coco_400ep") < order.index("linear/table2_coco")
+    assert "9 run, 0 already done, 0 failed" in proc.stdout
+    dirs = run_dirs(root)
+    assert len(dirs) == 9
+    for d in dirs:
+        assert (d / "metrics.json").is_file() and (d / "params.yaml").is_file()
+        notebook = json.loads((d / "notebook.ipynb").read_text())
+        tags = [tag for cell in notebook["cells"] for tag in cell.get("metadata", {}).get("tags", [])]
+        assert "injected-parameters" in tags  # papermill executed it with this run's parameters
+    linear = json.loads(next(d for d in dirs if "table2_coco" in d.name).joinpath("metrics.json").read_text())
+    assert set(linear["targets"]) == {"cifar10", "cars", "food", "pets", "places", "sun", "voc"}
+    assert all(0 <= t["test"] <= 100 for t in linear["targets"].values())
+
+
+def test_rerun_skips_finished_runs_and_touches_nothing(smoke_runs):
+    root, env, _ = smoke_runs
+    before = {p: p.stat().st_mtime_ns for d in run_dirs(root) for p in d.iterdir()}
+    proc = revisit("batch", "--profile", "smoke", env=env)
+    assert proc.returncode == 0 and "0 run, 9 already done" in proc.stdout
+    assert before == {p: p.stat().st_mtime_ns for d in run_dirs(root) for p in d.iterdir()}
+    status = revisit("status", "--profile", "smoke", env=env)
+    assert status.stdout.count("done") == 9
+
+
+def params_copy(tmp_path, **profiles):
+    """A copy of the project's params with extra profiles (dicts of overrides)."""
+    root = tmp_path / "params"
+    shutil.copytree(PROJECT_ROOT / "params", root)
+    smoke = yaml.safe_load((root / "profiles" / "smoke.yaml").read_text())
+    for name, overrides in profiles.items():
+        profile = {kind: {**smoke[kind], **overrides.get(kind, {})} for kind in ("pretrain", "linear")}
+        (root / "profiles" / f"{name}.yaml").write_text(yaml.safe_dump(profile))
+    return root
+
+
+def test_failed_run_is_reported_and_the_batch_goes_on(tmp_path):
+    params = params_copy(tmp_path, norealdata={"pretrain": {"source": "real"}})
+    env = env_with(REVISIT_PARAMS=params, REVISIT_RUNS=tmp_path / "runs", DATA_ROOT=tmp_path / "empty")
+    proc = revisit("batch", "--profile", "norealdata", "linear/table2_in118k", "linear/table2_random_init", env=env)
+    assert proc.returncode == 1
+    assert "1 run, 0 already done, 1 failed, 1 blocked" in proc.stdout  # random init still ran
+    error = next((tmp_path / "runs" / "norealdata").glob("pretrain__*/error.txt")).read_text()
+    assert "DatasetNotFoundError" in error and "imagenet" in error and "DATA_ROOT" in error
+
+
+def kill_tree(proc):
+    parent = psutil.Process(proc.pid)
+    for p in parent.children(recursive=True) + [parent]:
+        p.kill()
+    proc.wait()
+
+
+def test_killed_pretraining_resumes_to_the_same_metrics(tmp_path):
+    params = params_copy(tmp_path, longer={"pretrain": {"epochs": 4, "images": 256, "log_every": 1}})
+    name = "pretrain/moco_in118k_400ep"
+    straight_env = env_with(REVISIT_PARAMS=params, REVISIT_RUNS=tmp_path / "straight")
+    assert revisit("batch", "--profile", "longer", name, env=straight_env).returncode == 0
+
+    env = env_with(REVISIT_PARAMS=params, REVISIT_RUNS=tmp_path / "killed")
+    proc = subprocess.Popen([sys.executable, "-m", "revisit.cli", "batch", "--profile", "longer", name], env=env,
+                            cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    log = None
+    while time.time() < deadline:  # wait until the second epoch is under way, then kill everything
+        log = next((tmp_path / "killed").rglob("metrics.jsonl"), None)
+        if log and any(json.loads(ln)["epoch"] >= 1 for ln in log.read_text().splitlines() if ln.strip()):
+            break
+        time.sleep(0.05)
+    kill_tree(proc)
+    assert log is not None and not (log.parent / "metrics.json").exists()
+    status = revisit("status", "--profile", "longer", name, env=env)
+    assert status.stdout.startswith("partial")
+
+    resumed = revisit("batch", "--profile", "longer", name, env=env)
+    assert resumed.returncode == 0 and "resuming" in resumed.stdout
+    straight_dir = next((tmp_path / "straight").rglob("metrics.json")).parent
+    a = json.loads((straight_dir / "metrics.json").read_text())
+    b = json.loads((log.parent / "metrics.json").read_text())
+    assert a["final_loss"] == b["final_loss"] and a["final_acc"] == b["final_acc"] and a["steps"] == b["steps"]
+    assert list(log.parent.glob("notebook.attempt-*.ipynb"))  # the killed attempt's notebook is kept
+
+
+def test_changed_params_make_a_new_run_and_keep_the_old(smoke_runs, tmp_path):
+    root, _, _ = smoke_runs
+    params = params_copy(tmp_path, other={"linear": {"grid_size": 3}})
+    from revisit.config import load_profile
+    from revisit.runs import plan
+
+    os.environ["REVISIT_PARAMS"] = str(params)
+    try:
+        a = plan("linear/table2_coco", load_profile("smoke"))
+        b = plan("linear/table2_coco", load_profile("other"))
+    finally:
+        del os.environ["REVISIT_PARAMS"]
+    assert a.run_id != b.run_id and a.needs.run_id == b.needs.run_id  # same pretraining, new evaluation

@@ -1,0 +1,75 @@
+"""Pretraining loop: logging, atomic checkpoints, and a resumed run equal to an uninterrupted one."""
+import dataclasses
+
+import pytest
+import torch
+from PIL import Image
+
+import revisit.train as train
+from revisit.config import load_experiment, load_profile, resolve
+from revisit.data import ImageSet, twins
+from revisit.moco import MoCo
+
+
+@pytest.fixture
+def setup():
+    p = resolve(load_experiment("pretrain/moco_in118k_400ep"), load_profile("smoke"))
+    p = dataclasses.replace(p, epochs=3, images=96, batch_size=32, queue_size=64)
+    return p, twins.generate_pretrain("in118k", 96, seed=0)
+
+
+def test_pretrain_writes_log_checkpoint_and_backbone(setup, tmp_path):
+    p, images = setup
+    summary = train.pretrain(p, images, tmp_path, progress=False)
+    records = train.read_log(tmp_path)
+    assert [r["step"] for r in records] == list(range(1, 10))
+    assert {"loss", "acc", "lr", "images_per_s", "skipped"} <= set(records[0])
+    assert records[0]["lr"] == pytest.approx(0.3 * 32 / 256) and records[-1]["lr"] < records[0]["lr"]
+    state = torch.load(tmp_path / train.CHECKPOINT, weights_only=False)
+    assert state["epoch"] == 3 and {"model", "optimizer", "rng"} <= set(state)
+    assert "queue" in state["model"] and "queue_ptr" in state["model"]
+    assert (tmp_path / train.BACKBONE).is_file() and not list(tmp_path.glob("*.tmp"))
+    assert summary["epochs"] == 3 and summary["steps"] == 9 and summary["skipped_images"] == 0
+
+
+def test_resume_after_interruption_reproduces_uninterrupted_losses(setup, tmp_path, monkeypatch):
+    p, images = setup
+    train.pretrain(p, images, tmp_path / "straight", progress=False)
+
+    real_forward, calls = MoCo.forward, []
+
+    def dying_forward(self, *args):  # the process "dies" in the middle of the second epoch (3 steps each)
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real_forward(self, *args)
+
+    monkeypatch.setattr(MoCo, "forward", dying_forward)
+    with pytest.raises(KeyboardInterrupt):
+        train.pretrain(p, images, tmp_path / "resumed", progress=False)
+    assert torch.load(tmp_path / "resumed" / train.CHECKPOINT, weights_only=False)["epoch"] == 1
+    monkeypatch.setattr(MoCo, "forward", real_forward)
+    train.pretrain(p, images, tmp_path / "resumed", progress=False)
+
+    straight, resumed = train.read_log(tmp_path / "straight"), train.read_log(tmp_path / "resumed")
+    assert [r["step"] for r in resumed] == [r["step"] for r in straight]
+    assert [r["loss"] for r in resumed] == [r["loss"] for r in straight]
+    a = torch.load(tmp_path / "straight" / train.BACKBONE)
+    b = torch.load(tmp_path / "resumed" / train.BACKBONE)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_unreadable_images_are_skipped_and_counted(setup, tmp_path):
+    p, images = setup
+    files = []
+    for i, array in enumerate(images.array):
+        files.append(tmp_path / f"{i:03d}.png")
+        if i % 8 == 0:
+            files[-1].write_bytes(b"not an image")
+        else:
+            Image.fromarray(array).save(files[-1])
+    on_disk = ImageSet("files", files=files)
+    with pytest.warns(UserWarning, match="skipping unreadable image"):
+        summary = train.pretrain(dataclasses.replace(p, epochs=1), on_disk, tmp_path / "run", progress=False)
+    assert summary["skipped_images"] == 96 // 8
+    assert summary["steps"] == 3  # full batches: a corrupt image is replaced, the run goes on
