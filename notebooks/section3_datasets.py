@@ -66,19 +66,21 @@ display(Markdown(
 # are printed under the table.
 
 # %% tags=["remove-input"]
-reference = paper.table("table1_datasets").rename(columns=lambda c: f"paper: {c}")
+reference = paper.table("table1_datasets")
+reference.index = list(PRETRAIN)
 measured = {}
 for label, name in PRETRAIN.items():
     try:
-        row = table1_row(pretrain_images(plan(name, profile).params))
+        measured[label] = table1_row(pretrain_images(plan(name, profile).params))
     except DatasetNotFoundError as err:
-        row = {"images": np.nan}
+        measured[label] = {}
         print(f"{label}: missing ({str(err).splitlines()[0]})")
-    measured[label] = row
-measured = pd.DataFrame.from_dict(measured, orient="index").rename(columns=lambda c: f"ours: {c}")
-table1 = reference.join(measured)
-table1.index = ["IN-118K", "IN-118K-LT", "COCO", "OI-118K", "BDD100K"]
-display(table1.style.format(precision=2, na_rep="-").set_caption(f"Table 1, paper vs. measured at profile '{profile.name}'"))
+measured = pd.DataFrame.from_dict(measured, orient="index").reindex(columns=[
+    "images", "objects_per_image", "uniform", "discriminative", "class_imbalance", "diversity"])
+table1 = pd.concat({"ours": measured, "paper": reference}).swaplevel().sort_index(level=0, sort_remaining=False)
+table1 = table1.reindex(pd.MultiIndex.from_product([list(PRETRAIN), ["ours", "paper"]]))
+display(table1.style.format(precision=2, na_rep="-")
+        .set_caption(f"Table 1: the paper's values beside ours, measured at profile '{profile.name}'"))
 display(Markdown(
     f"*uniform*: the most frequent class is less than {UNIFORM_MAX_IMBALANCE:g} times as frequent as the rarest "
     "(image labels for the ImageNet-like sets, object-class occurrences for the scene sets). "

@@ -11,25 +11,8 @@ import psutil
 import pytest
 import yaml
 
+from conftest import env_with, revisit
 from revisit.config import PROJECT_ROOT
-
-
-def revisit(*args, env, timeout=900):
-    return subprocess.run([sys.executable, "-m", "revisit.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=PROJECT_ROOT)
-
-
-def env_with(**values):
-    return {**os.environ, **{k: str(v) for k, v in values.items()}}
-
-
-@pytest.fixture(scope="session")
-def smoke_runs(tmp_path_factory):
-    """Every run of the book at the smoke profile, executed once for the session."""
-    root = tmp_path_factory.mktemp("smoke-runs")
-    env = env_with(REVISIT_RUNS=root, REVISIT_CACHE=tmp_path_factory.getbasetemp() / "twin-cache")
-    proc = revisit("batch", "--profile", "smoke", env=env)
-    return root, env, proc
 
 
 def run_dirs(root):

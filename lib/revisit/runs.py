@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from .config import PROJECT_ROOT, Experiment, Profile, load_experiment, params_hash, resolve
+from .data import twins
 
 METRICS = "metrics.json"
 ERROR = "error.txt"
@@ -40,6 +41,8 @@ class Run:
         values = dataclasses.asdict(self.params)
         if self.needs is not None:
             values["pretrain_run"] = self.needs.run_id
+        if self.params.source == "twin":  # a new twin recipe is new data
+            values["twin_recipe"] = twins.RECIPE_VERSION
         return f"{self.experiment.name.replace('/', '__')}--{params_hash(values)}"
 
     @property

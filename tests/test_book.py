@@ -1,0 +1,39 @@
+"""The book: built at the smoke profile with Table 2 filled in, and a failing notebook fails it."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from revisit.config import PROJECT_ROOT
+
+JUPYTER_BOOK = str(Path(sys.executable).with_name("jupyter-book"))
+
+
+def build(source, output, env):
+    return subprocess.run([JUPYTER_BOOK, "build", str(source), "--path-output", str(output)], env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def test_book_builds_at_smoke_profile_with_table2(smoke_runs, tmp_path):
+    _, env, batch = smoke_runs
+    assert batch.returncode == 0
+    proc = build(PROJECT_ROOT, tmp_path, {**env, "REVISIT_PROFILE": "smoke"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    page = (tmp_path / "_build" / "html" / "notebooks" / "section3_datasets.html").read_text()
+    assert "Table 2" in page and "profile <code" in page and "smoke" in page
+    assert "not in paper" in page and "83.1" in page  # the paper's IN-118K CIFAR10 number beside ours
+    assert "cells are missing" not in page  # every cell of Table 2 came from a finished run
+    assert "Non-overlapping pairs" in page and page.count("<img") >= 4
+    assert (tmp_path / "_build" / "html" / "book" / "discrepancies.html").is_file()
+
+
+def test_a_failing_notebook_fails_the_build(tmp_path):
+    book = tmp_path / "book"
+    book.mkdir()
+    shutil.copy(PROJECT_ROOT / "_config.yml", book)
+    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: broken\n")
+    (book / "intro.md").write_text("# Intro\n")
+    (book / "broken.py").write_text("# %% [markdown]\n# # Broken\n\n# %%\nraise RuntimeError('this page is broken')\n")
+    proc = build(book, tmp_path / "out", None)
+    assert proc.returncode != 0
+    assert "this page is broken" in proc.stdout + proc.stderr
