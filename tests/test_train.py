@@ -73,3 +73,24 @@ def test_unreadable_images_are_skipped_and_counted(setup, tmp_path):
         summary = train.pretrain(dataclasses.replace(p, epochs=1), on_disk, tmp_path / "run", progress=False)
     assert summary["skipped_images"] == 96 // 8
     assert summary["steps"] == 3  # full batches: a corrupt image is replaced, the run goes on
+
+
+def _ddp_worker(rank, world, rdv, run_dir, p, images):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{rdv}", rank=rank, world_size=world)
+    try:
+        train.pretrain(p, images, run_dir, progress=False)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_processes_split_the_batch_and_share_the_queue(setup, tmp_path):
+    """torch.distributed on CPU (gloo): keys of both ranks are gathered into one queue."""
+    p, images = setup
+    p = dataclasses.replace(p, epochs=1, batch_size=32, queue_size=64)
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, tmp_path / "rdv", tmp_path / "run", p, images), nprocs=2)
+    state = torch.load(tmp_path / "run" / train.CHECKPOINT, weights_only=False)
+    assert int(state["model"]["queue_ptr"]) == (3 * 32) % 64  # 3 global steps of 32 keys each
+    records = train.read_log(tmp_path / "run")
+    assert [r["step"] for r in records] == [1, 2, 3]

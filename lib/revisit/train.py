@@ -4,7 +4,9 @@ SGD (momentum 0.9, weight decay 1e-4), lr = base_lr x batch / 256 with a per-epo
 schedule (as the official MoCo code), mixed precision on CUDA. Every ``log_every`` steps a JSON
 line goes to ``metrics.jsonl`` (loss, instance accuracy, lr, images/s, skipped images); after
 every epoch ``checkpoint.pt`` is written atomically with the model, optimiser, queue and pointer,
-RNG states and epoch. Calling ``pretrain`` again on the same folder resumes from it; on the CPU
+RNG states and epoch. Under ``torch.distributed`` the batch is split over the processes
+(``batch_size`` is global, as in the paper), keys are gathered before enqueueing and rank 0
+writes the log and checkpoints. Calling ``pretrain`` again on the same folder resumes from it; on the CPU
 the resumed run reproduces the uninterrupted run's losses exactly, because each epoch's data
 order and views are seeded by (seed, epoch).
 """
@@ -20,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from .augment import TwoCrops, ViewPairs
@@ -107,31 +111,36 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
         start_epoch = state["epoch"]
     _trim_log(run_dir / LOG, start_epoch)
 
+    world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_available() and dist.is_initialized() else (1, 0)
+    if p.batch_size % world:
+        raise ValueError(f"batch_size {p.batch_size} (global) must be divisible by the {world} processes")
+    net = DistributedDataParallel(model) if world > 1 else model
     views = ViewPairs(images, TwoCrops(p.crop_size, p.crop_scale), seed=p.seed)
-    steps_per_epoch = len(views) // p.batch_size
+    sampler = DistributedSampler(views, num_replicas=world, rank=rank, shuffle=True, seed=p.seed, drop_last=True)
+    steps_per_epoch = len(sampler) // (p.batch_size // world)
     for epoch in range(start_epoch, p.epochs):
-        torch.manual_seed(hash((p.seed, epoch)) & (2**62 - 1))  # the epoch's randomness depends on nothing else
+        torch.manual_seed(hash((p.seed, epoch, rank)) & (2**62 - 1))  # the epoch's randomness depends on nothing else
         views.set_epoch(epoch)
-        loader = DataLoader(views, batch_size=p.batch_size, shuffle=True, drop_last=True, num_workers=p.workers,
-                            generator=torch.Generator().manual_seed(p.seed * 100_003 + epoch),
-                            pin_memory=device.startswith("cuda"))
+        sampler.set_epoch(epoch)
+        loader = DataLoader(views, batch_size=p.batch_size // world, sampler=sampler, drop_last=True,
+                            num_workers=p.workers, pin_memory=device.startswith("cuda"))
         lr = cosine_lr(p, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{p.epochs}", disable=not progress,
+        bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{p.epochs}", disable=not progress or rank,
                    mininterval=5, leave=False)
         window_start, window_images, window_skipped = time.perf_counter(), 0, 0
-        with open(run_dir / LOG, "a") as log:
+        with open(run_dir / LOG if rank == 0 else os.devnull, "a") as log:
             for step, (anchor, positive, skipped) in enumerate(bar):
                 anchor, positive = anchor.to(device, non_blocking=True), positive.to(device, non_blocking=True)
                 with torch.autocast("cuda", enabled=device.startswith("cuda")):
-                    loss, logits = model(anchor, positive)
+                    loss, logits = net(anchor, positive)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
-                window_images += anchor.shape[0]
+                window_images += anchor.shape[0] * world
                 window_skipped += int(skipped.sum())
                 if (step + 1) % p.log_every == 0 or step + 1 == steps_per_epoch:
                     elapsed = time.perf_counter() - window_start
@@ -143,9 +152,12 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
                     bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['acc']:.2f}",
                                     ips=f"{record['images_per_s']:.0f}")
                     window_start, window_images, window_skipped = time.perf_counter(), 0, 0
+        if rank:
+            continue
         atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                      "rng": _rng_state(), "epoch": epoch + 1, "params": dataclasses.asdict(p)}, ckpt_path)
-    torch.save(model.backbone.state_dict(), run_dir / BACKBONE)
+    if rank == 0:
+        torch.save(model.backbone.state_dict(), run_dir / BACKBONE)
     return summarize(read_log(run_dir), p)
 
 

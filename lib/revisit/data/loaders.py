@@ -1,0 +1,205 @@
+"""Real datasets read from their official on-disk layouts (paper Table 1 and the linear-classification targets of App. A.2).
+
+Every loader takes ``root``, the ``DATA_ROOT`` folder holding all datasets, and returns an
+``ImageSet`` whose files are absolute paths in a deterministic (sorted) order. A missing folder
+or annotation file raises ``DatasetNotFoundError`` with the expected layout.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.io
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+from .images import ImageSet, require
+
+VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
+               "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+
+
+def _check_split(dataset: str, split: str, allowed: tuple) -> None:
+    """Fail early on a split the dataset does not ship."""
+    if split not in allowed:
+        raise ValueError(f"{dataset}: unknown split {split!r}; allowed: {', '.join(allowed)}")
+
+
+def _lines(path: Path) -> list[str]:
+    """Non-empty, stripped lines of a text file."""
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def _labelled(name: str, pairs, classes) -> ImageSet:
+    """An ImageSet from ``(path, label)`` pairs, sorted by path."""
+    pairs = sorted(pairs)
+    return ImageSet(name, [p for p, _ in pairs], labels=np.array([y for _, y in pairs], np.int64).reshape(-1),
+                    classes=list(classes))
+
+
+# ---------------------------------------------------------------- pretraining sets (Table 1)
+
+def imagenet_train(root: Path) -> ImageSet:
+    """ImageNet train as an ImageFolder tree; labels index the sorted wnids."""
+    train = require(Path(root).absolute() / "imagenet" / "train", "imagenet", "imagenet/train/<wnid>/*.JPEG")
+    classes, class_to_idx = find_classes(train)
+    samples = make_dataset(train, class_to_idx, extensions=IMG_EXTENSIONS)
+    return _labelled("imagenet train", [(Path(p), y) for p, y in samples], classes)
+
+
+def coco_train2017(root: Path) -> ImageSet:
+    """COCO train2017: the images of the instances json, with their number of annotated objects."""
+    layout = "coco/train2017/*.jpg and coco/annotations/instances_train2017.json"
+    coco = Path(root).absolute() / "coco"
+    images = require(coco / "train2017", "coco", layout)
+    with require(coco / "annotations" / "instances_train2017.json", "coco", layout).open() as f:
+        meta = json.load(f)
+    counts = Counter(a["image_id"] for a in meta["annotations"])
+    entries = sorted((im["file_name"], counts[im["id"]]) for im in meta["images"])
+    return ImageSet("coco train2017", [images / name for name, _ in entries],
+                    objects=np.array([n for _, n in entries], np.int64))
+
+
+def openimages_v4_train(root: Path) -> ImageSet:
+    """OpenImages-v4 train images present on disk, with their number of boxes (0 if none)."""
+    layout = "openimages/train/<ImageID>.jpg and openimages/annotations/train-annotations-bbox.csv"
+    oi = Path(root).absolute() / "openimages"
+    files = sorted(require(oi / "train", "openimages", layout).glob("*.jpg"))
+    boxes = pd.read_csv(require(oi / "annotations" / "train-annotations-bbox.csv", "openimages", layout),
+                        usecols=["ImageID"], dtype=str)
+    counts = boxes["ImageID"].value_counts().reindex([f.stem for f in files], fill_value=0)
+    return ImageSet("openimages-v4 train", files, objects=counts.to_numpy(np.int64))
+
+
+def bdd100k_train(root: Path) -> ImageSet:
+    """BDD100K 100k-images train split (no labels, no object counts)."""
+    images = require(Path(root).absolute() / "bdd100k" / "images" / "100k" / "train", "bdd100k",
+                     "bdd100k/images/100k/train/*.jpg")
+    return ImageSet("bdd100k train", sorted(images.glob("*.jpg")))
+
+
+# ---------------------------------------------------------------- classification targets (App. A.2)
+
+def cifar10(root: Path, split: str) -> ImageSet:
+    """CIFAR-10 python pickles, decoded to an in-memory ``(N, 32, 32, 3)`` array."""
+    _check_split("cifar10", split, ("train", "test"))
+    layout = "cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}"
+    folder = Path(root).absolute() / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    data, labels = [], []
+    for name in names:
+        with require(folder / name, "cifar10", layout).open("rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        data.append(np.asarray(batch[b"data"], np.uint8))
+        labels.extend(batch[b"labels"])
+    with require(folder / "batches.meta", "cifar10", layout).open("rb") as f:
+        classes = [c.decode() for c in pickle.load(f, encoding="bytes")[b"label_names"]]
+    array = np.ascontiguousarray(np.concatenate(data).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    return ImageSet(f"cifar10 {split}", array=array, labels=np.array(labels, np.int64), classes=classes)
+
+
+def food101(root: Path, split: str) -> ImageSet:
+    """Food-101: split lists ``meta/<split>.json`` of ``class/imageid`` entries."""
+    _check_split("food101", split, ("train", "test"))
+    layout = "food-101/meta/{train,test}.json, food-101/meta/classes.txt, food-101/images/<class>/<id>.jpg"
+    food = Path(root).absolute() / "food-101"
+    classes = _lines(require(food / "meta" / "classes.txt", "food101", layout))
+    images = require(food / "images", "food101", layout)
+    with require(food / "meta" / f"{split}.json", "food101", layout).open() as f:
+        entries = json.load(f)
+    index = {c: i for i, c in enumerate(classes)}
+    return _labelled(f"food101 {split}", [(images / f"{e}.jpg", index[c]) for c, es in entries.items() for e in es],
+                     classes)
+
+
+def pets(root: Path, split: str) -> ImageSet:
+    """Oxford-IIIT Pets: ``annotations/<split>.txt`` lines ``name class_id species breed_id``.
+
+    Class names come from both split files, so every split has the same 37 classes.
+    """
+    _check_split("pets", split, ("trainval", "test"))
+    layout = "oxford-iiit-pet/annotations/{trainval,test}.txt, oxford-iiit-pet/images/<name>.jpg"
+    folder = Path(root).absolute() / "oxford-iiit-pet"
+    rows = {s: [line.split() for line in _lines(require(folder / "annotations" / f"{s}.txt", "pets", layout))
+                if not line.startswith("#")] for s in ("trainval", "test")}
+    images = require(folder / "images", "pets", layout)
+    breeds = {int(cid): name.rsplit("_", 1)[0] for s in rows for name, cid, *_ in rows[s]}
+    return _labelled(f"pets {split}", [(images / f"{name}.jpg", int(cid) - 1) for name, cid, *_ in rows[split]],
+                     [breeds[c] for c in sorted(breeds)])
+
+
+def stanford_cars(root: Path, split: str) -> ImageSet:
+    """Stanford Cars from the devkit ``.mat`` files (1-based classes, test labels from the withlabels file)."""
+    _check_split("stanford_cars", split, ("train", "test"))
+    layout = ("stanford_cars/devkit/{cars_meta.mat, cars_train_annos.mat}, "
+              "stanford_cars/cars_test_annos_withlabels.mat, stanford_cars/cars_{train,test}/<fname>")
+    cars = Path(root).absolute() / "stanford_cars"
+    annos = cars / "devkit" / "cars_train_annos.mat" if split == "train" else cars / "cars_test_annos_withlabels.mat"
+    classes = scipy.io.loadmat(require(cars / "devkit" / "cars_meta.mat", "stanford_cars", layout),
+                               squeeze_me=True)["class_names"]
+    records = np.atleast_1d(scipy.io.loadmat(require(annos, "stanford_cars", layout), squeeze_me=True)["annotations"])
+    images = require(cars / f"cars_{split}", "stanford_cars", layout)
+    return _labelled(f"stanford_cars {split}", [(images / str(r["fname"]), int(r["class"]) - 1) for r in records],
+                     [str(c) for c in np.atleast_1d(classes)])
+
+
+def sun397(root: Path, split: str, partition: int = 1) -> ImageSet:
+    """SUN397 with one of its ten official train/test partitions."""
+    _check_split("sun397", split, ("train", "test"))
+    layout = "SUN397/ClassName.txt, SUN397/Partitions/{Training,Testing}_01.txt, SUN397/<l>/<class>/<image>.jpg"
+    sun = Path(root).absolute() / "SUN397"
+    classes = _lines(require(sun / "ClassName.txt", "sun397", layout))
+    part = sun / "Partitions" / f"{'Training' if split == 'train' else 'Testing'}_{partition:02d}.txt"
+    index = {c: i for i, c in enumerate(classes)}
+    return _labelled(f"sun397 {split}", [(sun / line.lstrip("/"), index[line.rsplit("/", 1)[0]])
+                                          for line in _lines(require(part, "sun397", layout))], classes)
+
+
+def voc2007(root: Path, split: str) -> ImageSet:
+    """PASCAL VOC 2007 multi-label: a class is positive if one of its objects is not ``difficult``."""
+    _check_split("voc2007", split, ("train", "val", "trainval", "test"))
+    layout = "VOCdevkit/VOC2007/{ImageSets/Main/<split>.txt, Annotations/<id>.xml, JPEGImages/<id>.jpg}"
+    voc = Path(root).absolute() / "VOCdevkit" / "VOC2007"
+    ids = sorted(_lines(require(voc / "ImageSets" / "Main" / f"{split}.txt", "voc2007", layout)))
+    annotations = require(voc / "Annotations", "voc2007", layout)
+    images = require(voc / "JPEGImages", "voc2007", layout)
+    labels = np.zeros((len(ids), len(VOC_CLASSES)), np.int64)
+    objects = np.zeros(len(ids), np.int64)
+    for i, image_id in enumerate(ids):
+        found = ET.parse(annotations / f"{image_id}.xml").getroot().findall("object")
+        objects[i] = len(found)
+        for obj in found:
+            if int(obj.findtext("difficult", "0")) == 0:
+                labels[i, VOC_CLASSES.index(obj.findtext("name").strip())] = 1
+    return ImageSet(f"voc2007 {split}", [images / f"{i}.jpg" for i in ids], labels=labels, classes=list(VOC_CLASSES),
+                    objects=objects)
+
+
+def places365(root: Path, split: str) -> ImageSet:
+    """Places365-Standard, small (256 px) images, in the folders torchvision's ``Places365`` uses."""
+    _check_split("places365", split, ("train", "val"))
+    layout = ("places365/{categories_places365.txt, places365_train_standard.txt, places365_val.txt, "
+              "data_256_standard/<l>/<class>/*.jpg, val_256/*.jpg}")
+    places = Path(root).absolute() / "places365"
+    categories = [line.rsplit(" ", 1)
+                  for line in _lines(require(places / "categories_places365.txt", "places365", layout))]
+    classes = [name for name, _ in sorted(categories, key=lambda c: int(c[1]))]
+    listing, folder = (("places365_train_standard.txt", "data_256_standard") if split == "train"
+                       else ("places365_val.txt", "val_256"))
+    images = require(places / folder, "places365", layout)
+    rows = [line.rsplit(" ", 1) for line in _lines(require(places / listing, "places365", layout))]
+    return _labelled(f"places365 {split}", [(images / path.lstrip("/"), int(y)) for path, y in rows], classes)
+
+
+PRETRAIN_LOADERS = {"in118k": imagenet_train, "in118k_lt": imagenet_train, "coco": coco_train2017,
+                    "oi118k": openimages_v4_train, "bdd100k": bdd100k_train}
+TARGET_LOADERS = {"cifar10": cifar10, "cars": stanford_cars, "food": food101, "pets": pets, "places": places365,
+                  "sun": sun397, "voc": voc2007}
+# (train, official val or None, test): with None the caller carves 20% of train as validation.
+TARGET_SPLITS = {"cifar10": ("train", None, "test"), "cars": ("train", None, "test"), "food": ("train", None, "test"),
+                 "pets": ("trainval", None, "test"), "places": ("train", None, "val"), "sun": ("train", None, "test"),
+                 "voc": ("train", "val", "test")}
