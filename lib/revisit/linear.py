@@ -21,7 +21,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_r
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .augment import normalize
 

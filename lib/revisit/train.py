@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .augment import TwoCrops, ViewPairs
 from .backbones import build_backbone

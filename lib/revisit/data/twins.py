@@ -27,7 +27,7 @@ import numpy as np
 
 from .images import ImageSet
 
-RECIPE_VERSION = 3  # bump when a recipe changes: cached twins and twin runs are then made anew
+RECIPE_VERSION = 5  # bump when a recipe changes: cached twins and twin runs are then made anew
 SIZE = 64  # native twin resolution; crops and linear-eval resizes go to the profile's size
 SHAPES = ("disk", "square", "triangle", "diamond", "star", "cross", "ring", "ellipse")
 TEXTURES = ("solid", "stripes", "checker", "dots")
@@ -67,7 +67,7 @@ def _rgb(h, s, v):
     return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v))
 
 
-def _class_color(rng, cls: int):
+def _object_color(rng):
     """Any hue: a class is its shape and texture, so colour alone never tells classes apart."""
     return _rgb(rng.random(), rng.uniform(0.5, 1.0), rng.uniform(0.55, 1.0))
 
@@ -88,7 +88,7 @@ def draw_object(canvas, inst, inst_id, rng, cls, cy, cx, radius, color=None, ang
     mask = _shape_mask(shape, u, v)
     freq = rng.uniform(5, 8) if freq is None else freq
     pattern = _texture(texture, u, v, freq)
-    color = _class_color(rng, cls) if color is None else color
+    color = _object_color(rng) if color is None else color
     dark = color * rng.uniform(0.15, 0.4)
     paint = dark + (color - dark) * pattern[..., None]
     region = canvas[y0:y1, x0:x1]
@@ -114,10 +114,17 @@ def _finish(canvas, rng, noise=0.03):
 
 # ----------------------------------------------------------------------------- image recipes
 
+BACKDROPS = [_rgb(h, s, v) for h, s, v in ((0, 0, 0.55), (0.1, 0.25, 0.75), (0.3, 0.2, 0.5), (0.58, 0.2, 0.7),
+                                           (0, 0, 0.3), (0.07, 0.4, 0.4))]
+
+
 def object_centric_image(rng, cls, size=SIZE):
-    """One central object on a textured background (ImageNet-like)."""
-    base = _rgb(rng.random(), rng.uniform(0.1, 0.5), rng.uniform(0.3, 0.9))
-    canvas = base + smooth_noise(rng, size, cells=rng.integers(2, 6), amplitude=0.2)
+    """One central object on one of a few plain backdrops (ImageNet-like).
+
+    The backdrops are few on purpose: the object, not a unique background, must be what tells one
+    image from another, as in a photo centred on its subject.
+    """
+    canvas = BACKDROPS[rng.integers(len(BACKDROPS))] + smooth_noise(rng, size, cells=rng.integers(2, 6), amplitude=0.08)
     inst = np.zeros((size, size), np.int32)
     for k in range(rng.integers(0, 3)):  # small clutter in the background
         draw_object(canvas, inst, 0, rng, int(rng.integers(len(UNIVERSE))), rng.uniform(0, size), rng.uniform(0, size),
@@ -219,7 +226,7 @@ PRETRAIN_TWINS = {
     "bdd100k": TwinSpec("bdd100k", "BDD100K (domain-specific street scenes)", "street"),
 }
 
-TARGET_TWINS = {  # name -> (classes, train, test); the sizes are the defaults a profile may override
+TARGET_TWINS = {  # name -> number of classes
     "cifar10": 10, "cars": 12, "food": 10, "pets": 12, "places": 10, "sun": 12, "voc": 10,
 }
 
@@ -272,13 +279,12 @@ def _target_image(name, rng, label, size):
         return object_centric_image(rng, [0, 5, 9, 14, 18, 21, 24, 27, 30, 3][label], size)[0]
     if name == "pets":  # object-centric, twelve classes that pair shapes and textures closely
         return object_centric_image(rng, [1, 2, 5, 6, 13, 14, 17, 18, 25, 26, 29, 30][label], size)[0]
-    if name == "cars":  # fine-grained: one body shape, classes differ in stripe angle (0-75 deg) and frequency
+    if name == "cars":  # fine-grained: three close body shapes x four paint patterns, one street backdrop
         canvas = scene_background(rng, size, 2)
         inst = np.zeros((size, size), np.int32)
-        angle, freq = (label % 6) * np.pi / 12, (4.0, 9.0)[label // 6]
-        draw_object(canvas, inst, 1, rng, 1 * len(TEXTURES) + 1, size / 2, size / 2, size * rng.uniform(0.3, 0.38),
-                    color=_rgb(rng.random(), rng.uniform(0.3, 1), rng.uniform(0.5, 1)), angle=angle + rng.normal(0, 0.08),
-                    freq=freq)
+        body, paint = divmod(label, len(TEXTURES))
+        draw_object(canvas, inst, 1, rng, (1, 7, 0)[body] * len(TEXTURES) + paint, size / 2, size / 2,
+                    size * rng.uniform(0.3, 0.38))
         return _finish(canvas, rng)
     if name == "food":  # close-up textures: many small objects of one class fill the frame
         canvas = _rgb(rng.random(), 0.3, 0.7) + smooth_noise(rng, size, 3, 0.2)
