@@ -160,14 +160,19 @@ display(Markdown("How many of the 7 targets each pretrained model wins over rand
 # ## Pretraining curves
 #
 # The InfoNCE loss (Eq. 1) and the instance-discrimination accuracy (how often the positive key has
-# the highest logit among the queue) of every pretraining run on this page.
+# the highest logit among the queue) of every pretraining run on this page. In runs of a few hundred
+# steps the accuracy peaks early, then falls while the loss rises. The first queue holds random
+# vectors, then keys of an encoder that is still changing fast, and both are easy negatives. As the
+# learning rate decays, the queue's keys come from nearly the current encoder and the task gets
+# harder. Read the curves for what they show about the schedule, not as a measure of
+# representation quality; Table 2 measures that.
 
 # %% tags=["remove-input"]
 logs = pretrain_logs(PRETRAIN, profile)
 if logs:
     plots.loss_curves(logs)
     display(pretrain_metrics(PRETRAIN, profile)[["epochs", "steps", "final_loss", "final_acc", "images_per_s"]]
-            .style.format(precision=3).set_caption("Pretraining runs: last-epoch loss and accuracy, images/s"))
+            .style.format({"final_loss": "{:.3f}", "final_acc": "{:.3f}", "images_per_s": "{:.0f}"}).set_caption("Pretraining runs: last-epoch loss and accuracy, images/s"))
 else:
     display(Markdown(f"No pretraining logs at profile `{profile.name}` yet."))
 
