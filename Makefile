@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-book: runs html
+book: runs
+	$(MAKE) html PROFILE=$(PROFILE)
 
 runs: $(STAMP)
 	$(BIN)/revisit batch --profile $(PROFILE)

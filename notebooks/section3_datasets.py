@@ -67,7 +67,6 @@ display(Markdown(
 
 # %% tags=["remove-input"]
 reference = paper.table("table1_datasets")
-reference.index = list(PRETRAIN)
 measured = {}
 for label, name in PRETRAIN.items():
     try:
@@ -77,7 +76,7 @@ for label, name in PRETRAIN.items():
         print(f"{label}: missing ({str(err).splitlines()[0]})")
 measured = pd.DataFrame.from_dict(measured, orient="index").reindex(columns=[
     "images", "objects_per_image", "uniform", "discriminative", "class_imbalance", "diversity"])
-table1 = pd.concat({"ours": measured, "paper": reference}).swaplevel().sort_index(level=0, sort_remaining=False)
+table1 = pd.concat({"ours": measured, "paper": reference}).swaplevel()
 table1 = table1.reindex(pd.MultiIndex.from_product([list(PRETRAIN), ["ours", "paper"]]))
 display(table1.style.format(precision=2, na_rep="-")
         .set_caption(f"Table 1: the paper's values beside ours, measured at profile '{profile.name}'"))
@@ -135,7 +134,6 @@ ours = linear_scores(LINEAR, profile)
 ref = paper.table("table2_linear").reindex(ours.index)
 both = pd.concat({"ours": with_deltas(ours, "IN-118K"), "paper": with_deltas(ref, "IN-118K")})
 both = both.swaplevel().reindex(pd.MultiIndex.from_product([ours.index, ["ours", "paper"]]))
-both = both.mask(both == "missing", "missing").fillna("-")
 both.loc[("Rand. init.", "paper")] = "not in paper"
 both.style.set_caption(f"Table 2 at profile '{profile.name}' (ours) beside the paper")
 

@@ -282,3 +282,31 @@ def test_target_splits_are_accepted_by_their_loaders():
         for split in filter(None, splits):
             with pytest.raises(DatasetNotFoundError):
                 TARGET_LOADERS[name]("/nonexistent-data-root", split)
+
+
+def test_real_pretraining_subset_is_saved_and_targets_get_a_val_split(tmp_path, monkeypatch):
+    """The run-facing paths on real layouts: IN-118K-LT subset with its file list, a carved val split."""
+    from revisit.config import LinearParams, PretrainParams
+    from revisit.data import pretrain_images, target_splits
+
+    for c, n in (("n01", 6), ("n02", 4), ("n03", 2)):
+        for i in range(n):
+            write_jpg(tmp_path / "imagenet" / "train" / c / f"{c}_{i}.JPEG")
+    monkeypatch.setenv("DATA_ROOT", str(tmp_path))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    images = pretrain_images(PretrainParams(dataset="in118k_lt", images=7), run_dir)
+    saved = (run_dir / "subset_files.txt").read_text().splitlines()
+    assert len(images) == 7 and saved == [str(f) for f in images.files]
+    assert np.bincount(images.labels, minlength=3).max() <= 6
+
+    food = tmp_path / "food-101"
+    write_text(food / "meta" / "classes.txt", ["apple_pie", "ramen"])
+    entries = {"apple_pie": [f"apple_pie/{i}" for i in range(5)], "ramen": [f"ramen/{i}" for i in range(5)]}
+    (food / "meta" / "train.json").write_text(json.dumps(entries))
+    (food / "meta" / "test.json").write_text(json.dumps({"apple_pie": ["apple_pie/9"], "ramen": ["ramen/9"]}))
+    for entry in [*entries["apple_pie"], *entries["ramen"], "apple_pie/9", "ramen/9"]:
+        write_jpg(food / "images" / f"{entry}.jpg")
+    splits = target_splits("food", LinearParams(source="real", targets=("food",)))
+    assert [len(splits[k]) for k in ("train", "val", "test")] == [8, 2, 2]  # val: 20% of the official train
+    assert not set(splits["train"].files) & set(splits["val"].files)

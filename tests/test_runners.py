@@ -1,6 +1,5 @@
 """Runner notebooks through papermill and the batch runner: skip, resume after a kill, failures."""
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -8,7 +7,6 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 import yaml
 
 from conftest import env_with, revisit
@@ -106,16 +104,11 @@ def test_killed_pretraining_resumes_to_the_same_metrics(tmp_path):
     assert list(log.parent.glob("notebook.attempt-*.ipynb"))  # the killed attempt's notebook is kept
 
 
-def test_changed_params_make_a_new_run_and_keep_the_old(smoke_runs, tmp_path):
-    root, _, _ = smoke_runs
-    params = params_copy(tmp_path, other={"linear": {"grid_size": 3}})
+def test_changed_params_make_a_new_run(tmp_path, monkeypatch):
     from revisit.config import load_profile
     from revisit.runs import plan
 
-    os.environ["REVISIT_PARAMS"] = str(params)
-    try:
-        a = plan("linear/table2_coco", load_profile("smoke"))
-        b = plan("linear/table2_coco", load_profile("other"))
-    finally:
-        del os.environ["REVISIT_PARAMS"]
+    monkeypatch.setenv("REVISIT_PARAMS", str(params_copy(tmp_path, other={"linear": {"grid_size": 3}})))
+    a = plan("linear/table2_coco", load_profile("smoke"))
+    b = plan("linear/table2_coco", load_profile("other"))
     assert a.run_id != b.run_id and a.needs.run_id == b.needs.run_id  # same pretraining, new evaluation

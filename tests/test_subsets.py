@@ -39,4 +39,13 @@ def test_uniform_and_long_tailed_subsets():
     assert len(lt) == 400 and len(set(lt)) == 400
     assert (counts == long_tailed_class_sizes(20, 400, 6.0, max_per_class=50)).all()
     assert np.array_equal(lt, long_tailed_subset(labels, 400, alpha=6.0, seed=0))  # reproducible
+
+
+def test_long_tailed_subset_caps_each_class_at_what_it_has():
+    labels = np.concatenate([np.repeat(np.arange(10), 100), np.repeat(np.arange(10, 20), 8)])  # ten small classes
+    lt = long_tailed_subset(labels, 600, alpha=6.0, seed=0)
+    counts = np.bincount(labels[lt], minlength=20)
+    assert len(lt) == 600 and (counts[10:] <= 8).all() and counts.max() > 8
+    sizes = long_tailed_class_sizes(3, 30, 6.0, max_per_class=[5, 100, 100])
+    assert sizes.sum() == 30 and sizes[0] == 5
     assert len(set(random_subset(1000, 118, seed=0))) == 118

@@ -46,7 +46,12 @@ def ordered(names, profile: Profile) -> list[Run]:
 
 def execute(run: Run, stream=sys.stdout):
     """Execute the run's runner notebook into its folder with papermill; raises if a cell fails."""
-    prepare(run)
+    try:
+        prepare(run)
+    except BaseException:
+        if run.dir.is_dir():
+            (run.dir / ERROR).write_text(traceback.format_exc())
+        raise
     runner = run.dir / "runner.ipynb"
     notebook = jupytext.read(NOTEBOOKS[run.experiment.kind])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

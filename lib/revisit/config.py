@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +96,7 @@ KINDS = {"pretrain": PretrainParams, "linear": LinearParams}
 def _check_value(source, key, value, hint, meta):
     where = f"{source}: key '{key}'"
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         hint = next(a for a in args if a is not type(None))

@@ -54,7 +54,8 @@ def class_sizes(sizes, ax=None, label=None):
 def delta_heatmap(deltas: pd.DataFrame, title: str, ax=None):
     """Differences against a reference row as a diverging heatmap (rows = models, columns = targets)."""
     ax = ax or plt.subplots(figsize=(1.0 * deltas.shape[1] + 2.5, 0.55 * deltas.shape[0] + 1.2))[1]
-    lim = max(float(np.nanmax(np.abs(deltas.to_numpy(dtype=float)))), 1e-6)
+    values = np.abs(deltas.to_numpy(dtype=float))
+    lim = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0  # all missing: an empty map
     sns.heatmap(deltas.astype(float), annot=True, fmt="+.1f", cmap="RdBu", vmin=-lim, vmax=lim, center=0, ax=ax,
                 cbar_kws={"label": "points"})
     ax.set_title(title)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import PROJECT_ROOT, Experiment, Profile, load_experiment, params_hash, resolve
+from .config import PROJECT_ROOT, Experiment, ParamsError, Profile, load_experiment, params_hash, resolve
 from .data import twins
 
 METRICS = "metrics.json"
@@ -77,9 +77,9 @@ def plan(name: str, profile: Profile) -> Run:
     if experiment.kind == "linear" and params.pretrain:
         needs = plan(params.pretrain, profile)
         if needs.experiment.kind != "pretrain":
-            raise ValueError(f"{experiment.path}: 'pretrain' must name a pretraining experiment, got {params.pretrain}")
+            raise ParamsError(f"{experiment.path}: 'pretrain' must name a pretraining experiment, got {params.pretrain}")
         if (needs.params.arch, needs.params.width) != (params.arch, params.width):
-            raise ValueError(f"{experiment.path}: arch/width {params.arch}/{params.width} differ from the pretraining "
+            raise ParamsError(f"{experiment.path}: arch/width {params.arch}/{params.width} differ from the pretraining "
                              f"run's {needs.params.arch}/{needs.params.width}; set them alike in the profile")
     return Run(experiment, profile, params, needs)
 

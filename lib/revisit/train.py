@@ -96,6 +96,14 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
         raise ValueError(f"{images.name}: {len(images)} images, fewer than one batch of {p.batch_size}")
     if p.threads:
         torch.set_num_threads(p.threads)
+    if p.queue_size % p.batch_size:
+        raise ValueError(f"queue_size {p.queue_size} must be divisible by the batch size {p.batch_size}")
+    world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_available() and dist.is_initialized() else (1, 0)
+    if p.batch_size % world:
+        raise ValueError(f"batch_size {p.batch_size} (global) must be divisible by the {world} processes")
+    if world > 1 and device == "cuda":  # one GPU per process, as torchrun sets LOCAL_RANK
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
     torch.manual_seed(p.seed)
     model = build_model(p).to(device)
     optimizer = torch.optim.SGD(model.encoder_q.parameters(), lr=cosine_lr(p, 0), momentum=p.sgd_momentum,
@@ -103,18 +111,18 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
     scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda"))
     start_epoch, ckpt_path = 0, run_dir / CHECKPOINT
     if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
+        optimizer.load_state_dict(state["optimizer"])  # moves its state to the parameters' device
+        if state["scaler"]:  # empty when the checkpoint was written without CUDA
+            scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"])
         start_epoch = state["epoch"]
-    _trim_log(run_dir / LOG, start_epoch)
+    if rank == 0:
+        _trim_log(run_dir / LOG, start_epoch)
 
-    world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_available() and dist.is_initialized() else (1, 0)
-    if p.batch_size % world:
-        raise ValueError(f"batch_size {p.batch_size} (global) must be divisible by the {world} processes")
-    net = DistributedDataParallel(model) if world > 1 else model
+    device_ids = [torch.device(device).index] if device.startswith("cuda") else None
+    net = DistributedDataParallel(model, device_ids=device_ids) if world > 1 else model
     views = ViewPairs(images, TwoCrops(p.crop_size, p.crop_scale), seed=p.seed)
     sampler = DistributedSampler(views, num_replicas=world, rank=rank, shuffle=True, seed=p.seed, drop_last=True)
     steps_per_epoch = len(sampler) // (p.batch_size // world)

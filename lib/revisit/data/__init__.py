@@ -69,7 +69,7 @@ def target_splits(name: str, p) -> dict:
         if name == "voc":  # VOC2007 has an official val split
             val = twins.cached(twins.generate_target, name, "val", n_train // 4, seed=p.seed)
         else:
-            train, val = _carve_val(train, 0)
+            train, val = _carve_val(train, p.seed)
         return {"train": train, "val": val, "test": test}
     from .loaders import TARGET_LOADERS, TARGET_SPLITS
 
@@ -77,5 +77,5 @@ def target_splits(name: str, p) -> dict:
     train = _limit(load(data_root(), train_split), p.train_images, p.seed)
     val = load(data_root(), val_split) if val_split else None
     if val is None:
-        train, val = _carve_val(train, 0)
+        train, val = _carve_val(train, p.seed)
     return {"train": train, "val": val, "test": _limit(load(data_root(), test_split), p.test_images, p.seed)}

@@ -11,31 +11,33 @@ from pathlib import Path
 import numpy as np
 
 
-def long_tailed_class_sizes(num_classes: int, total: int, alpha: float = 6.0, max_per_class: int | None = None):
+def long_tailed_class_sizes(num_classes: int, total: int, alpha: float = 6.0, max_per_class=None):
     """Integer class sizes, decreasing, summing to ``total``, shaped by a Pareto(``alpha``) law.
 
     The sizes are proportional to the expected order statistics of ``num_classes`` Pareto
     (Lomax, as ``numpy.random.pareto``) draws: the quantiles at ``(i + 0.5) / num_classes``.
-    ``max_per_class`` caps each class (ImageNet has at most 1300 train images a class); the
-    excess is shared among the other classes so the total is kept.
+    ``max_per_class`` caps the classes (ImageNet has at most 1300 train images a class): one int for
+    all, or one cap per position of the ranking (then the sizes follow the ranking and may no longer
+    decrease where a cap binds). The excess is shared among the other classes so the total is kept.
     """
     if num_classes < 1 or total < 0 or alpha <= 0:
         raise ValueError("need num_classes >= 1, total >= 0 and alpha > 0")
-    if max_per_class is not None and max_per_class * num_classes < total:
+    cap = np.broadcast_to(np.inf if max_per_class is None else np.asarray(max_per_class, float), (num_classes,))
+    if cap.sum() < total:
         raise ValueError(f"{num_classes} classes of at most {max_per_class} images cannot hold {total}")
     u = (np.arange(num_classes) + 0.5) / num_classes
     weights = np.sort((1.0 - u) ** (-1.0 / alpha) - 1.0)[::-1]
     sizes = total * weights / weights.sum()
-    if max_per_class is not None:
-        while (sizes > max_per_class + 1e-9).any():  # water-filling: cap, then share the excess
-            over = sizes >= max_per_class
-            excess = (sizes[over] - max_per_class).sum()
-            sizes[over] = max_per_class
-            sizes[~over] += excess * weights[~over] / weights[~over].sum()
+    while (sizes > cap + 1e-9).any():  # water-filling: cap, then share the excess
+        over = sizes >= cap
+        excess = (sizes[over] - cap[over]).sum()
+        sizes[over] = cap[over]
+        sizes[~over] += excess * weights[~over] / weights[~over].sum()
     counts = np.floor(sizes + 1e-9).astype(np.int64)
-    for i in np.argsort(-(sizes - counts), kind="stable")[: total - counts.sum()]:  # largest remainder
+    room = counts < cap
+    for i in np.argsort(-(sizes - counts) + 2.0 * ~room, kind="stable")[: total - counts.sum()]:  # largest remainder
         counts[i] += 1
-    return np.sort(counts)[::-1]
+    return counts if np.ndim(max_per_class) else np.sort(counts)[::-1]
 
 
 def uniform_subset(labels, total: int, seed: int = 0):
@@ -57,9 +59,9 @@ def long_tailed_subset(labels, total: int, alpha: float = 6.0, seed: int = 0):
     available = np.array([(labels == c).sum() for c in classes])
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(classes))
-    sizes = long_tailed_class_sizes(len(classes), total, alpha, max_per_class=int(available.min()))
+    sizes = long_tailed_class_sizes(len(classes), total, alpha, max_per_class=available[order])
     per_class = np.empty(len(classes), dtype=np.int64)
-    per_class[order] = sizes
+    per_class[order] = sizes  # the class ranked i-th gets the i-th size, within what it has
     return _take_per_class(labels, classes, per_class, seed + 1)
 
 

@@ -313,7 +313,7 @@ def generate_target(name: str, split: str, n: int, seed: int = 0, size: int = SI
     rng = np.random.default_rng([seed, list(TARGET_TWINS).index(name), ("train", "val", "test").index(split), 17])
     k = TARGET_TWINS[name]
     images = np.empty((n, size, size, 3), np.uint8)
-    if name == "voc":  # multi-label scenes: 1-4 objects of ten classes
+    if name == "voc":  # multi-label scenes: 1-3 objects of ten classes
         ids = [UNIVERSE.index(c) for c in VOC_CLASSES]
         labels = np.zeros((n, k), np.int64)
         for i in range(n):
