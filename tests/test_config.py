@@ -70,3 +70,14 @@ def test_project_params_all_load():
     for profile in ("smoke", "cpu", "paper"):
         for name in names:
             resolve(load_experiment(name), load_profile(profile))
+
+
+def test_dataset_names_agree_across_modules():
+    """Params, real loaders, twins and the results table must name the same datasets."""
+    from revisit.config import PRETRAIN_SETS, TARGETS
+    from revisit.data import twins
+    from revisit.data.loaders import PRETRAIN_LOADERS, TARGET_LOADERS, TARGET_SPLITS
+    from revisit.results import TARGET_COLUMNS
+
+    assert set(PRETRAIN_SETS) == set(PRETRAIN_LOADERS) == set(twins.PRETRAIN_TWINS)
+    assert set(TARGETS) == set(TARGET_LOADERS) == set(TARGET_SPLITS) == set(twins.TARGET_TWINS) == set(TARGET_COLUMNS)
