@@ -53,9 +53,7 @@ def execute(run: Run, stream=sys.stdout):
             (run.dir / ERROR).write_text(traceback.format_exc())
         raise
     runner = run.dir / "runner.ipynb"
-    notebook = jupytext.read(NOTEBOOKS[run.experiment.kind])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    jupytext.write(notebook, runner)
+    jupytext.write(jupytext.read(NOTEBOOKS[run.experiment.kind]), runner)  # its header names the python3 kernel
     output = run.dir / "notebook.ipynb"
     if output.is_file():  # keep the notebook of an earlier, interrupted attempt
         output.rename(run.dir / f"notebook.attempt-{time.strftime('%Y%m%d-%H%M%S')}.ipynb")

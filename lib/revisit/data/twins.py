@@ -20,7 +20,6 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -209,21 +208,12 @@ def street_image(rng, size=SIZE):
 
 # ----------------------------------------------------------------------------- twin sets
 
-@dataclass(frozen=True)
-class TwinSpec:
-    """What a twin stands for; ``kind`` picks the recipe."""
-
-    name: str
-    stands_for: str
-    kind: str
-
-
-PRETRAIN_TWINS = {
-    "in118k": TwinSpec("in118k", "ImageNet-118K (uniform, object-centric)", "object_uniform"),
-    "in118k_lt": TwinSpec("in118k_lt", "ImageNet-118K-LT (Pareto alpha = 6)", "object_long_tailed"),
-    "coco": TwinSpec("coco", "COCO train2017 (scene-centric)", "scene_coco"),
-    "oi118k": TwinSpec("oi118k", "OpenImages-v4 118K (scene-centric)", "scene_oi"),
-    "bdd100k": TwinSpec("bdd100k", "BDD100K (domain-specific street scenes)", "street"),
+PRETRAIN_TWINS = {  # name -> recipe; what each stands for
+    "in118k": "object_uniform",  # ImageNet-118K: uniform, object-centric
+    "in118k_lt": "object_long_tailed",  # ImageNet-118K-LT: Pareto alpha = 6
+    "coco": "scene_coco",  # COCO train2017: scene-centric
+    "oi118k": "scene_oi",  # OpenImages-v4 118K: scene-centric, denser and more varied
+    "bdd100k": "street",  # BDD100K: domain-specific street scenes
 }
 
 TARGET_TWINS = {  # name -> number of classes
@@ -249,7 +239,7 @@ def generate_pretrain(name: str, n: int, seed: int = 0, size: int = SIZE) -> Ima
     rng = np.random.default_rng([seed, list(PRETRAIN_TWINS).index(name)])
     images = np.empty((n, size, size, 3), np.uint8)
     objects = np.empty(n, np.int64)
-    kind = PRETRAIN_TWINS[name].kind
+    kind = PRETRAIN_TWINS[name]
     classes = UNIVERSE if kind != "street" else list(STREET_CLASSES)
     labels = np.zeros((n, len(classes)), np.int64)  # scenes: multi-hot object classes, as annotations would give
     if kind.startswith("object"):
