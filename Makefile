@@ -3,6 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PROFILE ?= cpu
+JOBS ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -18,7 +19,7 @@ book: runs
 	$(MAKE) html PROFILE=$(PROFILE)
 
 runs: $(STAMP)
-	$(BIN)/revisit batch --profile $(PROFILE)
+	$(BIN)/revisit batch --profile $(PROFILE) --jobs $(JOBS)
 
 html: $(STAMP)
 	REVISIT_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . --path-output _build/$(PROFILE)

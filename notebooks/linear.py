@@ -15,8 +15,10 @@
 # # Runner: linear evaluation
 #
 # Executed by papermill (`revisit batch`) into the run's folder. Frozen features of the
-# pretrained backbone (or of a random initialisation), one multinomial logistic regression per
-# target with its L2 constant chosen on validation (App. A.2), then `metrics.json`.
+# pretrained backbone (or of a random initialisation), evaluated on each target with its protocol
+# (App. A.2): logistic regression with the L2 constant chosen on validation (Table 2), the VOC07
+# SVM (`voc_svm`) or the SGD linear layer (`imagenet_sgd`, `places_sgd`). With `snapshot_targets`,
+# the backbones kept along pretraining are evaluated too (Figure 5). `metrics.json` is written last.
 
 # %% tags=["parameters"]
 experiment = "linear/table2_in118k"
@@ -30,14 +32,15 @@ import torch
 
 from revisit.backbones import build_backbone, load_backbone
 from revisit.config import load_profile
-from revisit.data import target_splits
-from revisit.linear import c_grid, evaluate_backbone
+from revisit.evaluations import evaluate
 from revisit.runs import METRICS, plan, write_json_atomic
-from revisit.train import BACKBONE
+from revisit.train import BACKBONE, snapshots
 
 run = plan(experiment, load_profile(profile))
 p = run.params
 device = "cuda" if torch.cuda.is_available() else "cpu"
+if p.threads:
+    torch.set_num_threads(p.threads)
 if run.needs is None:
     torch.manual_seed(p.seed)
     backbone, source = build_backbone(p.arch, p.width), "random initialisation"
@@ -46,20 +49,35 @@ else:
 print(f"{run.experiment.title} | profile {profile} | backbone: {source}")
 
 # %%
-Cs = c_grid(p.grid, p.grid_size)
 results = {}
 for target in p.targets:
-    splits = target_splits(target, p)
-    results[target] = evaluate_backbone(backbone, splits, target, p.image_size, Cs, p.max_iter, p.batch_size,
-                                        p.workers, device, progress=False)
-    print(f"{target:8s} {results[target].metric:18s} {results[target].test:6.1f}")
+    results[target] = evaluate(target, backbone, p, device)
+    print(f"{target:14s} {results[target].metric:18s} {results[target].test:6.1f}")
 
 # %%
-pd.DataFrame([{"target": r.target, "metric": r.metric, "test": r.test, "C": r.best_C[0] if len(r.best_C) == 1 else "per class",
+pd.DataFrame([{"target": r.target, "metric": r.metric, "test": r.test,
+               "C": r.best_C[0] if len(r.best_C) == 1 else ("per class" if r.best_C else "-"),
                "train/val/test": f"{r.n_train}/{r.n_val}/{r.n_test}"} for r in results.values()])
+
+# %% [markdown]
+# Snapshots along pretraining (only when the params name `snapshot_targets`): those evaluations of
+# each kept backbone, with the training time it had cost.
+
+# %%
+along = []
+if p.snapshot_targets and run.needs is not None:
+    for path in snapshots(run.needs.dir):
+        snap = torch.load(path, map_location="cpu", weights_only=True)
+        net = build_backbone(p.arch, p.width)
+        net.load_state_dict(snap["backbone"])
+        scores = {t: evaluate(t, net, p, device).test for t in p.snapshot_targets}
+        along.append({"epoch": int(snap["epoch"]), "train_seconds": float(snap["train_seconds"]), **scores})
+        print(along[-1])
+pd.DataFrame(along)
 
 # %%
 write_json_atomic(run.dir / METRICS, {"experiment": experiment, "profile": profile,
                                       "backbone": str(source),
                                       "targets": {t: dataclasses.asdict(r) for t, r in results.items()},
+                                      "snapshots": along,
                                       "skipped_images": sum(r.skipped_images for r in results.values())})

@@ -28,7 +28,7 @@ def smoke_runs(tmp_path_factory):
     """Every run of the book at the smoke profile, executed once for the session."""
     root = tmp_path_factory.mktemp("smoke-runs")
     env = env_with(REVISIT_RUNS=root, REVISIT_CACHE=tmp_path_factory.getbasetemp() / "twin-cache")
-    proc = revisit("batch", "--profile", "smoke", env=env)
+    proc = revisit("batch", "--profile", "smoke", "--jobs", "2", env=env)
     return root, env, proc
 
 

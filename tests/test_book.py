@@ -25,6 +25,10 @@ def test_book_builds_at_smoke_profile_with_table2(smoke_runs, tmp_path):
     assert "cells are missing" not in page  # every cell of Table 2 came from a finished run
     assert "Non-overlapping pairs" in page and page.count("<img") >= 4
     assert (tmp_path / "_build" / "html" / "book" / "discrepancies.html").is_file()
+    table4 = (tmp_path / "_build" / "html" / "notebooks" / "section4_1_multicrop.html").read_text()
+    assert "Table 4" in table4 and "85.1" in table4 and "cells are missing" not in table4  # paper's +NN VOC mAP
+    table7 = (tmp_path / "_build" / "html" / "notebooks" / "section4_2_augment.html").read_text()
+    assert "Table 7" in table7 and "79.9" in table7 and "Missing cells" not in table7
 
 
 def test_a_failing_notebook_fails_the_build(tmp_path):

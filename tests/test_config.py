@@ -74,10 +74,58 @@ def test_project_params_all_load():
 
 def test_dataset_names_agree_across_modules():
     """Params, real loaders, twins and the results table must name the same datasets."""
-    from revisit.config import PRETRAIN_SETS, TARGETS
+    from revisit.config import EVALUATIONS, PRETRAIN_SETS, TARGET_SETS
+    from revisit.evaluations import protocol
     from revisit.data import twins
     from revisit.data.loaders import PRETRAIN_LOADERS, TARGET_LOADERS, TARGET_SPLITS
     from revisit.results import TARGET_COLUMNS
 
     assert set(PRETRAIN_SETS) == set(PRETRAIN_LOADERS) == set(twins.PRETRAIN_TWINS)
-    assert set(TARGETS) == set(TARGET_LOADERS) == set(TARGET_SPLITS) == set(twins.TARGET_TWINS) == set(TARGET_COLUMNS)
+    assert set(TARGET_SETS) == set(TARGET_LOADERS) == set(TARGET_SPLITS) == set(twins.TARGET_TWINS)
+    assert set(EVALUATIONS) == set(TARGET_COLUMNS) and {protocol(e)[0] for e in EVALUATIONS} == set(TARGET_SETS)
+
+
+def test_base_inherits_and_overrides(tmp_path):
+    write(tmp_path, "pretrain/a", "kind: pretrain\ndataset: coco\nepochs: 200\n")
+    write(tmp_path, "pretrain/b", "kind: pretrain\nbase: pretrain/a\ntitle: B\nsmall_crops: 4\n")
+    b = load_experiment("pretrain/b", tmp_path)
+    assert b.values == {"dataset": "coco", "epochs": 200, "small_crops": 4} and b.title == "B"
+    write(tmp_path, "pretrain/c", "kind: pretrain\nbase: pretrain/c\n")
+    with pytest.raises(ParamsError, match="loops"):
+        load_experiment("pretrain/c", tmp_path)
+    write(tmp_path, "linear/d", "kind: linear\nbase: pretrain/a\n")
+    with pytest.raises(ParamsError, match="not linear"):
+        load_experiment("linear/d", tmp_path)
+
+
+def test_profile_scale_keeps_the_paper_ratios(tmp_path):
+    write(tmp_path, "profiles/tiny", "scale: {epochs: 0.02, crop_size: 0.142857, momentum: 10}\n"
+          "pretrain: {images: 100}\n")
+    profile = load_profile("tiny", tmp_path)
+    for epochs, size, m, expect in [(200, 160, 0.995, (4, 23, 0.95)), (800, 224, 0.999, (16, 32, 0.99))]:
+        write(tmp_path, "pretrain/x", f"kind: pretrain\nepochs: {epochs}\ncrop_size: {size}\nmomentum: {m}\n")
+        p = resolve(load_experiment("pretrain/x", tmp_path), profile)
+        assert (p.epochs, p.crop_size, p.momentum) == expect and p.images == 100
+
+
+@pytest.mark.parametrize("body, message", [
+    ("scale: {epochs: 0.5}\npretrain: {epochs: 3}\n", "both scaled and set"),
+    ("scale: {policy: 2}\n", "not a numeric parameter"),
+    ("scale: {epochs: -1}\n", "positive"),
+    ("experiments:\n  pretrain/*: {imagez: 3}\n", "imagez"),
+])
+def test_bad_profile_scale_or_pattern(tmp_path, body, message):
+    write(tmp_path, "profiles/bad", body)
+    with pytest.raises(ParamsError, match=message):
+        load_profile("bad", tmp_path)
+
+
+def test_profile_experiment_patterns_apply_last(tmp_path):
+    write(tmp_path, "pretrain/group/a", "kind: pretrain\nepochs: 200\n")
+    write(tmp_path, "pretrain/other", "kind: pretrain\nepochs: 200\n")
+    write(tmp_path, "profiles/p", "scale: {epochs: 0.02}\npretrain: {images: 4000}\n"
+          "experiments:\n  pretrain/group/*: {images: 1000, epochs: 2}\n")
+    profile = load_profile("p", tmp_path)
+    a = resolve(load_experiment("pretrain/group/a", tmp_path), profile)
+    other = resolve(load_experiment("pretrain/other", tmp_path), profile)
+    assert (a.images, a.epochs) == (1000, 2) and (other.images, other.epochs) == (4000, 4)

@@ -5,7 +5,8 @@ import torch
 from scipy import stats
 from torchvision.transforms import RandomResizedCrop
 
-from revisit.crops import box_iou, default_view_ious, sample_crop, sample_crops
+from revisit.crops import (box_iou, constrained_crop, default_view_ious, iou_constrained_pair, overlap_fraction,
+                          sample_constrained_crop, sample_crop, sample_crops)
 
 
 @pytest.mark.parametrize("a, b, expected", [
@@ -58,3 +59,48 @@ def test_default_views_seldom_fail_to_overlap():
     ious = default_view_ious(pairs=20000, seed=0)
     assert ious.shape == (20000,)
     assert 0 < np.mean(ious == 0) < 0.05  # the paper's Figure 1 claim, at the paper's setting
+
+
+def test_constrained_crop_keeps_its_overlap_on_many_random_anchors():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        height, width = rng.integers(32, 400, size=2)
+        anchor = sample_crop(height, width, (0.2, 1.0), rng=rng)
+        box = sample_constrained_crop(height, width, (0.05, 0.14), (3 / 4, 4 / 3), anchor, 0.2, rng)
+        top, left, h, w = box
+        assert 0 <= top and top + h <= height and 0 <= left and left + w <= width
+        assert overlap_fraction(box, anchor) >= 0.2
+        assert h * w <= 0.14 * height * width + h + w  # still a small crop (rounding allowance)
+
+
+def test_official_variant_falls_back_after_its_tries():
+    rng = np.random.default_rng(1)
+    anchor = (0, 0, 10, 10)  # a corner of a 200 x 200 image: most small crops miss it
+    results = [constrained_crop(200, 200, (0.05, 0.14), (3 / 4, 4 / 3), anchor, 0.1, rng, tries=10) for _ in range(200)]
+    fell_back = [box for box, rejected in results if rejected > 10]
+    assert fell_back, "a 10-try sampler must sometimes give up on a tiny anchor"
+    assert any(overlap_fraction(box, anchor) < 0.1 for box in fell_back)  # an unconstrained crop is kept
+    kept = [box for box, rejected in results if rejected <= 10]
+    assert all(overlap_fraction(box, anchor) >= 0.1 for box in kept)
+
+
+def test_overlap_fraction_hand_computed():
+    assert overlap_fraction((0, 0, 10, 10), (0, 5, 10, 10)) == pytest.approx(0.5)
+    assert overlap_fraction((2, 2, 2, 2), (0, 0, 10, 10)) == pytest.approx(1.0)
+    assert overlap_fraction((0, 0, 10, 10), (2, 2, 2, 2)) == pytest.approx(0.04)  # of the box's own area
+
+
+@pytest.mark.parametrize("max_iou", [0.05, 0.3, 0.6])
+def test_iou_constrained_pair_stays_below_the_threshold(max_iou):
+    rng = np.random.default_rng(2)
+    rejected = 0
+    for _ in range(100):
+        anchor, box, n = iou_constrained_pair(224, 224, (0.2, 1.0), (3 / 4, 4 / 3), max_iou, rng)
+        assert box_iou(box, anchor) < max_iou
+        rejected += n
+    assert rejected > 100 * (0.3 if max_iou < 0.5 else 0.05)  # most default pairs overlap more
+
+
+def test_impossible_constraint_is_a_clear_error():
+    with pytest.raises(ValueError, match="loosen"):
+        iou_constrained_pair(32, 32, (0.9, 1.0), (1, 1), 0.01, np.random.default_rng(0))

@@ -1,5 +1,6 @@
 """Linear evaluation: VOC07 AP by hand, C selection, metrics per target."""
 import numpy as np
+import torch
 import pytest
 
 from revisit.linear import c_grid, evaluate, score, voc07_ap
@@ -51,3 +52,56 @@ def test_pets_uses_mean_per_class_accuracy_and_voc_map():
     split = {"train": slice(0, 150), "val": slice(150, 200), "test": slice(200, 300)}
     result = evaluate({k: X[s] for k, s in split.items()}, {k: Y[s] for k, s in split.items()}, "voc", c_grid("paper", 5))
     assert result.metric == "mAP" and result.test > 90 and len(result.best_C) == 2
+
+
+def test_interpolated_ap_hand_computed():
+    from revisit.linear_svm import interpolated_ap
+
+    # ranks: + - + : precision 1 up to recall 0.5, then the envelope's 2/3 up to recall 1
+    assert interpolated_ap(np.array([1, 0, 1]), np.array([0.9, 0.8, 0.7])) == pytest.approx(0.5 + 0.5 * 2 / 3)
+    # a dip that the envelope fills: + - - + + -> precisions 1, 2/4, 3/5; envelope at recall 2/3 and 1 is 3/5
+    y, s = np.array([1, 0, 0, 1, 1]), np.array([5, 4, 3, 2, 1.0])
+    assert interpolated_ap(y, s) == pytest.approx(1 / 3 + (2 / 3) * 0.6)
+    assert interpolated_ap(np.array([1, 1, 0]), np.array([3.0, 2.0, 1.0])) == pytest.approx(1.0)
+
+
+def test_svm_map_separates_blobs_and_rejects_a_class_without_positives():
+    from revisit.linear_svm import svm_map
+
+    rng = np.random.default_rng(0)
+    X, y = blobs(400, 4, 16, rng)
+    multi_hot = np.eye(4, dtype=int)[y]
+    mean_ap, aps = svm_map(X[:300], multi_hot[:300], X[300:], multi_hot[300:])
+    assert mean_ap > 95 and len(aps) == 4
+    noise_ap, _ = svm_map(rng.normal(size=(300, 16)), multi_hot[:300], rng.normal(size=(100, 16)), multi_hot[300:])
+    assert noise_ap < 60
+    no_positive = multi_hot[:300].copy()
+    no_positive[:, 2] = 0
+    with pytest.raises(ValueError, match="only negatives"):
+        svm_map(X[:300], no_positive, X[300:], multi_hot[300:])
+
+
+class MeanColour(torch.nn.Module):
+    """A frozen 'backbone' whose features are the mean of each colour channel."""
+
+    feature_dim = 3
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3))
+
+
+def test_sgd_linear_learns_colour_classes_and_keeps_the_backbone_frozen():
+    from revisit.data import ImageSet
+    from revisit.linear_sgd import sgd_linear
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 120)
+    arrays = np.zeros((120, 16, 16, 3), np.uint8)
+    arrays[np.arange(120), :, :, labels] = 200  # class = which channel is lit
+    arrays += rng.integers(0, 40, arrays.shape, dtype=np.uint8)
+    images = ImageSet("colours", array=arrays, labels=labels)
+    backbone = MeanColour()
+    acc, losses = sgd_linear(backbone, [images.subset(np.arange(90))], images.subset(np.arange(90, 120)), 3, 16,
+                             epochs=6, lr=1.0, milestones=(4,), batch_size=16, progress=False)
+    assert acc == 100.0 and losses[-1] < losses[0]
+    assert not backbone.training  # BN statistics of a real backbone stay frozen

@@ -62,6 +62,18 @@ def test_imagenet_train(tmp_path):
     assert_readable(images, 4)
 
 
+def test_imagenet_val_for_the_linear_columns(tmp_path):
+    """Tables 4 and 9 read ImageNet val sorted into wnid folders; a wrong split is named."""
+    from revisit.data.loaders import imagenet
+
+    for wnid in ("n01440764", "n01443537"):
+        write_jpg(tmp_path / "imagenet" / "val" / wnid / f"ILSVRC2012_val_{wnid[-2:]}.JPEG")
+    val = imagenet(tmp_path, "val")
+    assert len(val) == 2 and val.labels.tolist() == [0, 1] and val.name == "imagenet val"
+    with pytest.raises(ValueError, match="imagenet"):
+        imagenet(tmp_path, "test")
+
+
 def test_corrupt_image_gives_none_with_warning(tmp_path):
     """A file that is not an image is skipped (``None``), not a crash."""
     write_jpg(tmp_path / "imagenet" / "train" / "n1" / "good.jpg")

@@ -1,10 +1,10 @@
-"""moco: InfoNCE against a plain loop; queue, momentum encoder and shuffle-BN groups."""
+"""moco: InfoNCE and the kNN loss against plain loops; queues, multi-crop layout, momentum encoder, BN groups."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from revisit.backbones import build_backbone
-from revisit.moco import MoCo, info_nce
+from revisit.moco import MoCo, info_nce, knn_loss
 
 
 def plain_info_nce(positives, anchors, queue, t):
@@ -48,7 +48,8 @@ def test_moco_step_updates_queue_and_key_encoder():
         assert torch.equal(pq, pk) and not pk.requires_grad  # initialised as a copy
     queue_before = model.queue.clone()
     x = torch.randn(8, 3, 16, 16)
-    loss, logits = model(x, x.flip(-1))
+    loss, logits, loss_nn = model(x, x.flip(-1))
+    assert loss_nn.item() == 0
     loss.backward()
     assert logits.shape == (8, 17)
     assert int(model.queue_ptr) == 8
@@ -73,3 +74,102 @@ def test_momentum_update_is_an_ema():
     model.momentum_update()
     for b, pk, pq in zip(before, model.encoder_k.parameters(), model.encoder_q.parameters()):
         assert torch.allclose(pk, 0.9 * b + 0.1 * pq)
+
+
+def plain_knn_loss(pos_backbone, queue_backbone, pos_logits, k, t):
+    losses = []
+    for i in range(pos_backbone.shape[0]):
+        sims = [(float(pos_backbone[i] @ queue_backbone[:, j]), j) for j in range(queue_backbone.shape[1])]
+        neighbours = [j for _, j in sorted(sims, reverse=True)[:k]]
+        log_prob = torch.log_softmax(pos_logits[i] / t, 0)
+        losses.append(-sum(log_prob[j] for j in neighbours) / k)
+    return torch.stack(losses).mean()
+
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_knn_loss_matches_plain_loop(k):
+    g = torch.Generator().manual_seed(1)
+    N, Cg, K = 6, 10, 12
+    pos_backbone = F.normalize(torch.randn(N, Cg, generator=g), dim=1)
+    queue_backbone = F.normalize(torch.randn(Cg, K, generator=g), dim=0)
+    pos_logits = torch.randn(N, K, generator=g).clamp(-1, 1)
+    loss = knn_loss(pos_backbone, queue_backbone, pos_logits, k, 0.2)
+    assert loss.item() == pytest.approx(plain_knn_loss(pos_backbone, queue_backbone, pos_logits, k, 0.2).item(), rel=1e-5)
+
+
+def test_knn_loss_rewards_agreeing_with_the_neighbours():
+    queue_backbone = torch.eye(4)
+    pos_backbone = torch.eye(4)[:2]  # positive i's nearest neighbour is entry i
+    agree = torch.eye(4)[:2] * 5  # head logits peak at the neighbour
+    disagree = torch.eye(4)[[2, 3]] * 5
+    assert knn_loss(pos_backbone, queue_backbone, agree, 1, 1.0) < knn_loss(pos_backbone, queue_backbone, disagree, 1, 1.0)
+
+
+class Recorder(torch.nn.Module):
+    """A backbone whose feature is the image's mean value; records every batch it encodes."""
+
+    feature_dim = 4
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return self.scale * x.mean(dim=(1, 2, 3))[:, None].expand(-1, 4) + torch.arange(4.0)
+
+
+def test_multicrop_positives_line_up_with_their_anchor_and_small_crops_never_reach_the_queue():
+    torch.manual_seed(0)
+    model = MoCo(Recorder(), dim=4, hidden_dim=8, queue_size=12, momentum=0.9, temperature=0.2)
+    B, N = 3, 2
+    anchor = torch.arange(B, dtype=torch.float)[:, None, None, None].expand(B, 3, 8, 8).clone()
+    positive = anchor + 0.0
+    small = (anchor[:, None, :, :4, :4] + 0.01 * torch.arange(1, N + 1)[None, :, None, None, None]).clone()
+    _, logits, _ = model(anchor, positive, small)
+    assert logits.shape == (B * (1 + N), 1 + 12)
+    query_batches = model.encoder_q[0].seen  # the query encoder: one pass per resolution
+    assert [b.shape[-1] for b in query_batches] == [8, 4]
+    small_values = query_batches[1].mean(dim=(1, 2, 3))
+    expected = torch.tensor([b + 0.01 * (n + 1) for b in range(B) for n in range(N)])  # sample-major
+    assert torch.allclose(small_values, expected)
+    # every positive's positive logit is the similarity to its own anchor's key
+    key_batches = list(model.encoder_k[0].seen)
+    with torch.no_grad():
+        q = F.normalize(torch.cat([model.encoder_q(positive), model.encoder_q(small.flatten(0, 1))]), dim=1)
+        k = F.normalize(model.encoder_k(anchor), dim=1)
+    owner = [b for b in range(B)] + [b for b in range(B) for _ in range(N)]
+    rows = [b * (1 + N) for b in range(B)] + [b * (1 + N) + 1 + n for b in range(B) for n in range(N)]
+    assert torch.allclose(logits[rows, 0] * 0.2, (q * k[owner]).sum(1), atol=1e-5)
+    assert all(b.shape[-1] == 8 for b in key_batches)  # only anchors go through the momentum encoder
+    assert torch.allclose(model.queue[:, :B].T, k, atol=1e-6)  # ... and into the queue
+    assert int(model.queue_ptr) == B
+
+
+def test_aligned_queues_stay_aligned_after_wrap_around():
+    model = small_moco(nn_k=2)
+    x = torch.randn(8, 3, 16, 16)
+    for step in range(5):  # 5 x 8 keys through a 16-key queue: wraps twice
+        xs = x + step
+        model(xs, xs.flip(-1), nn_weight=0.4)
+    with torch.no_grad():
+        g = F.normalize(model.encoder_k[0](x + 4), dim=1)
+        h = F.normalize(model.encoder_k[1](model.encoder_k[0](x + 4)), dim=1)
+    ptr = int(model.queue_ptr)
+    assert ptr == (5 * 8) % 16
+    last = slice(ptr - 8, ptr) if ptr else slice(8, 16)
+    assert torch.allclose(model.queue_g[:, last].T, g, atol=1e-5)
+    assert torch.allclose(model.queue[:, last].T, h, atol=1e-5)
+
+
+def test_nn_loss_switches_on_with_its_weight_and_enqueue_first_sees_the_batch():
+    model = small_moco(nn_k=1)
+    x = torch.randn(8, 3, 16, 16)
+    loss0, _, nn0 = model(x, x, nn_weight=0.0)
+    assert nn0.item() == 0
+    loss1, _, nn1 = model(x, x, nn_weight=0.4)
+    assert nn1.item() > 0
+    first = small_moco(nn_k=1)
+    first(x, x, nn_weight=0.4, enqueue_first=True)
+    assert int(first.queue_ptr) == 8

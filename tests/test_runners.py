@@ -7,10 +7,18 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 import yaml
 
 from conftest import env_with, revisit
 from revisit.config import PROJECT_ROOT
+
+
+def book_runs():
+    from revisit.batch import book_experiments, ordered
+    from revisit.config import load_profile
+
+    return ordered([n for names in book_experiments().values() for n in names], load_profile("smoke"))
 
 
 def run_dirs(root):
@@ -23,9 +31,11 @@ def test_batch_executes_the_book_runs_in_dependency_order(smoke_runs):
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[")]
     order = [ln.split()[1] for ln in lines]
     assert order.index("pretrain/moco_coco_400ep") < order.index("linear/table2_coco")
-    assert "9 run, 0 already done, 0 failed" in proc.stdout
+    n = len(book_runs())
+    assert n >= 24  # Section 3 (9), Table 4 (13), Table 7 (2)
+    assert f"{n} run, 0 already done, 0 failed" in proc.stdout
     dirs = run_dirs(root)
-    assert len(dirs) == 9
+    assert len(dirs) == n
     for d in dirs:
         assert (d / "metrics.json").is_file() and (d / "params.yaml").is_file()
         notebook = json.loads((d / "notebook.ipynb").read_text())
@@ -40,10 +50,10 @@ def test_rerun_skips_finished_runs_and_touches_nothing(smoke_runs):
     root, env, _ = smoke_runs
     before = {p: p.stat().st_mtime_ns for d in run_dirs(root) for p in d.iterdir()}
     proc = revisit("batch", "--profile", "smoke", env=env)
-    assert proc.returncode == 0 and "0 run, 9 already done" in proc.stdout
+    assert proc.returncode == 0 and f"0 run, {len(book_runs())} already done" in proc.stdout
     assert before == {p: p.stat().st_mtime_ns for d in run_dirs(root) for p in d.iterdir()}
     status = revisit("status", "--profile", "smoke", env=env)
-    assert status.stdout.count("done") == 9
+    assert status.stdout.count("done") == len(book_runs())
 
 
 def params_copy(tmp_path, **profiles):
@@ -52,15 +62,19 @@ def params_copy(tmp_path, **profiles):
     shutil.copytree(PROJECT_ROOT / "params", root)
     smoke = yaml.safe_load((root / "profiles" / "smoke.yaml").read_text())
     for name, overrides in profiles.items():
-        profile = {kind: {**smoke[kind], **overrides.get(kind, {})} for kind in ("pretrain", "linear")}
+        profile = {**smoke, **{kind: {**smoke[kind], **overrides.get(kind, {})} for kind in ("pretrain", "linear")}}
+        fixed = {key for values in overrides.values() for key in values}
+        profile["scale"] = {key: factor for key, factor in smoke["scale"].items() if key not in fixed}
         (root / "profiles" / f"{name}.yaml").write_text(yaml.safe_dump(profile))
     return root
 
 
-def test_failed_run_is_reported_and_the_batch_goes_on(tmp_path):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_failed_run_is_reported_and_the_batch_goes_on(tmp_path, jobs):
     params = params_copy(tmp_path, norealdata={"pretrain": {"source": "real"}})
     env = env_with(REVISIT_PARAMS=params, REVISIT_RUNS=tmp_path / "runs", DATA_ROOT=tmp_path / "empty")
-    proc = revisit("batch", "--profile", "norealdata", "linear/table2_in118k", "linear/table2_random_init", env=env)
+    proc = revisit("batch", "--profile", "norealdata", "--jobs", jobs, "linear/table2_in118k",
+                   "linear/table2_random_init", env=env)
     assert proc.returncode == 1
     assert "1 run, 0 already done, 1 failed, 1 blocked" in proc.stdout  # random init still ran
     error = next((tmp_path / "runs" / "norealdata").glob("pretrain__*/error.txt")).read_text()
@@ -112,3 +126,27 @@ def test_changed_params_make_a_new_run(tmp_path, monkeypatch):
     a = plan("linear/table2_coco", load_profile("smoke"))
     b = plan("linear/table2_coco", load_profile("other"))
     assert a.run_id != b.run_id and a.needs.run_id == b.needs.run_id  # same pretraining, new evaluation
+
+
+def test_sec4_runs_record_their_protocols_and_views(smoke_runs):
+    root, _, _ = smoke_runs
+    dirs = run_dirs(root)
+    table4 = json.loads(next(d for d in dirs if d.name.startswith("linear__table4__mc_cc_mlow_aplus_nn--"))
+                        .joinpath("metrics.json").read_text())
+    assert set(table4["targets"]) == {"voc_svm", "imagenet_sgd", "places_sgd"}
+    assert len(table4["targets"]["voc_svm"]["per_class"]) == 10 and table4["targets"]["imagenet_sgd"]["train_loss"]
+    pretrain = next(d for d in dirs if d.name.startswith("pretrain__coco200__mc_cc_mlow_aplus_nn--"))
+    records = [json.loads(line) for line in (pretrain / "metrics.jsonl").read_text().splitlines()]
+    assert any(r["loss_nn"] > 0 for r in records) and sum(r["rejected"] for r in records) > 0
+    params = yaml.safe_load((pretrain / "params.yaml").read_text())["params"]
+    assert params["small_crops"] == 4 and params["policy"] == "mixed" and params["momentum"] == 0.95
+
+
+def test_batch_runs_one_section_and_rejects_an_unknown_one(smoke_runs):
+    root, env, _ = smoke_runs
+    status = revisit("status", "--profile", "smoke", "--section", "section4_2", env=env)
+    assert status.returncode == 0
+    assert [ln.split()[1] for ln in status.stdout.splitlines()] == ["pretrain/coco200/mc_cc_mlow_autoaugment",
+                                                                   "linear/table7/autoaugment"]
+    bad = revisit("batch", "--profile", "smoke", "--section", "section9", env=env)
+    assert bad.returncode == 2 and "unknown section" in bad.stderr

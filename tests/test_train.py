@@ -11,11 +11,32 @@ from revisit.data import ImageSet, twins
 from revisit.moco import MoCo
 
 
-@pytest.fixture
-def setup():
+SEC4 = dict(crop_size=23, small_crops=2, small_crop_size=14, min_overlap=0.2, policy="mixed", nn_lambda=0.4, nn_k=3,
+            nn_warmup_epochs=1.0, snapshot_every=1)  # every Sec. 4 addition at once
+
+
+@pytest.fixture(params=[{}, SEC4], ids=["two-crop", "sec4"])
+def setup(request):
     p = resolve(load_experiment("pretrain/moco_in118k_400ep"), load_profile("smoke"))
-    p = dataclasses.replace(p, epochs=3, images=96, batch_size=32, queue_size=64)
+    p = dataclasses.replace(p, epochs=3, images=96, batch_size=32, queue_size=64, **request.param)
     return p, twins.generate_pretrain("in118k", 96, seed=0)
+
+
+def test_sec4_run_logs_its_additions_and_keeps_snapshots(tmp_path):
+    p = resolve(load_experiment("pretrain/moco_in118k_400ep"), load_profile("smoke"))
+    p = dataclasses.replace(p, epochs=3, images=96, batch_size=32, queue_size=64, **SEC4)
+    summary = train.pretrain(p, twins.generate_pretrain("in118k", 96, seed=0), tmp_path, progress=False)
+    records = train.read_log(tmp_path)
+    assert all(r["loss_nn"] == 0 and r["nn_weight"] == 0 for r in records if r["epoch"] == 0)  # warm-up epoch
+    assert all(r["loss_nn"] > 0 and r["nn_weight"] == 0.4 for r in records if r["epoch"] > 0)
+    assert summary["rejected_crops"] > 0 and summary["fallback_crops"] == 0  # the paper's sampler never gives up
+    assert [r["train_s"] for r in records] == sorted(r["train_s"] for r in records)
+    snaps = train.snapshots(tmp_path)
+    assert [s.name for s in snaps] == ["epoch0001.pt", "epoch0002.pt", "epoch0003.pt"]
+    last = torch.load(snaps[-1], weights_only=False)
+    assert last["epoch"] == 3 and 0 < last["train_seconds"] <= summary["train_seconds"] + 1
+    state = torch.load(tmp_path / train.CHECKPOINT, weights_only=False)
+    assert "queue_g" in state["model"] and state["train_seconds"] > 0
 
 
 def test_pretrain_writes_log_checkpoint_and_backbone(setup, tmp_path):
@@ -38,11 +59,11 @@ def test_resume_after_interruption_reproduces_uninterrupted_losses(setup, tmp_pa
 
     real_forward, calls = MoCo.forward, []
 
-    def dying_forward(self, *args):  # the process "dies" in the middle of the second epoch (3 steps each)
+    def dying_forward(self, *args, **kwargs):  # the process "dies" in the middle of the second epoch (3 steps each)
         calls.append(1)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return real_forward(self, *args)
+        return real_forward(self, *args, **kwargs)
 
     monkeypatch.setattr(MoCo, "forward", dying_forward)
     with pytest.raises(KeyboardInterrupt):

@@ -1,11 +1,12 @@
-"""MoCo-v2 views (paper Sec. 2 and PROTOCOLS.md "two-crop default").
+"""MoCo-v2 views and the view policies of Sec. 4 (PROTOCOLS.md "two-crop default", MC, CC, A+).
 
-RandomResizedCrop with scale (0.2, 1.0) and ratio (3/4, 4/3), then colour jitter
+Default: RandomResizedCrop with scale (0.2, 1.0) and ratio (3/4, 4/3), then colour jitter
 (0.4, 0.4, 0.4, 0.1) with p = 0.8, grayscale p = 0.2, Gaussian blur sigma in [0.1, 2.0] with
-p = 0.5, horizontal flip, ImageNet normalisation. Crops come from ``revisit.crops`` so that the
-constrained variants of Sec. 4 can reuse the same boxes. All randomness is drawn from torch's
-global generator, which ``ViewPairs`` seeds per (seed, epoch, index): a resumed run sees the
-same views as an uninterrupted one.
+p = 0.5, horizontal flip, ImageNet normalisation. ``Views`` adds what Sec. 4 varies: N small
+crops (multi-crop, 4.1), their overlap constraint with the anchor (constrained multi-crop), an IoU
+ceiling between anchor and positive (Figures 2-3) and the positives' augmentation policy (4.2).
+All randomness is drawn from torch's global generator, which ``ViewSet`` seeds per
+(seed, epoch, index): a resumed run sees the same views as an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from .crops import DEFAULT_RATIO, sample_crop
+from .config import POLICIES  # Table 7: the positives' augmentation policy
+from .crops import DEFAULT_RATIO, constrained_crop, iou_constrained_pair, sample_crop
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -44,30 +46,74 @@ def color_pipeline(size: int) -> v2.Compose:
     ])
 
 
+def autoaugment_pipeline() -> v2.Compose:
+    """A+'s other branch: AutoAugment (ImageNet policy) and a flip, no colour jitter (official code)."""
+    return v2.Compose([v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET), v2.RandomHorizontalFlip(), normalize()])
+
+
 def _torch_rng() -> np.random.Generator:
     return np.random.default_rng(int(torch.randint(0, 2**62, ())))
 
 
-class TwoCrops:
-    """Anchor and positive: two independent default crops, each with the colour pipeline."""
+class Views:
+    """One image -> the anchor, its large positive and ``small_crops`` small positives.
 
-    def __init__(self, size: int = 224, scale=(0.2, 1.0), ratio=DEFAULT_RATIO):
+    The anchor always gets the default pipeline (it feeds the momentum encoder and the queue).
+    Positives get the default pipeline (``policy="standard"``), AutoAugment (``"autoaugment"``)
+    or either at random with p = 0.5 (``"mixed"``, the paper's A+). Small crops must keep
+    ``min_overlap`` of their area inside the anchor crop (0 = unconstrained multi-crop); the
+    positive must have IoU below ``max_iou`` with the anchor (None = no ceiling).
+    """
+
+    def __init__(self, size=224, scale=(0.2, 1.0), ratio=DEFAULT_RATIO, small_crops=0, small_size=96,
+                 small_scale=(0.05, 0.14), min_overlap=0.0, overlap_tries=None, max_iou=None, policy="standard"):
+        if policy not in POLICIES:
+            raise ValueError(f"policy {policy!r}; choose one of {POLICIES}")
         self.size, self.scale, self.ratio = size, tuple(scale), tuple(ratio)
-        self.color = color_pipeline(size)
+        self.small_crops, self.small_size, self.small_scale = small_crops, small_size, tuple(small_scale)
+        self.min_overlap, self.overlap_tries, self.max_iou, self.policy = min_overlap, overlap_tries, max_iou, policy
+        self.color, self.small_color = color_pipeline(size), color_pipeline(small_size)
+        self.strong = autoaugment_pipeline()
 
-    def crop(self, img, box):
-        top, left, h, w = box
-        return TF.resized_crop(img, top, left, h, w, [self.size, self.size], antialias=True)
+    def _positive(self, crop, color):
+        """The positive's pipeline, chosen by the policy (one torch draw only for "mixed")."""
+        if self.policy == "standard" or (self.policy == "mixed" and torch.rand(()) < 0.5):
+            return color(crop)
+        return self.strong(crop)
 
-    def __call__(self, img):
+    def __call__(self, img) -> dict:
         height, width = img.shape[-2:]
         rng = _torch_rng()
-        boxes = [sample_crop(height, width, self.scale, self.ratio, rng) for _ in range(2)]
-        return tuple(self.color(self.crop(img, b)) for b in boxes)
+        rejected, fallbacks = 0, 0
+        if self.max_iou is None:
+            anchor = sample_crop(height, width, self.scale, self.ratio, rng)
+            positive = sample_crop(height, width, self.scale, self.ratio, rng)
+        else:
+            anchor, positive, rejected = iou_constrained_pair(height, width, self.scale, self.ratio, self.max_iou, rng)
+        views = {"anchor": self.color(_resized(img, anchor, self.size)),
+                 "positive": self._positive(_resized(img, positive, self.size), self.color)}
+        small = []
+        for _ in range(self.small_crops):
+            if self.min_overlap > 0:
+                box, n = constrained_crop(height, width, self.small_scale, self.ratio, anchor, self.min_overlap, rng,
+                                          self.overlap_tries)
+                rejected += n
+                fallbacks += self.overlap_tries is not None and n > self.overlap_tries
+            else:
+                box = sample_crop(height, width, self.small_scale, self.ratio, rng)
+            small.append(self._positive(_resized(img, box, self.small_size), self.small_color))
+        views["small"] = torch.stack(small) if small else torch.zeros(0, 3, self.small_size, self.small_size)
+        views["rejected"], views["fallbacks"] = rejected, int(fallbacks)
+        return views
 
 
-class ViewPairs(Dataset):
-    """Wraps an ``ImageSet``: item ``i`` -> ``(anchor, positive, skipped)``.
+def _resized(img, box, size):
+    top, left, h, w = box
+    return TF.resized_crop(img, top, left, h, w, [size, size], antialias=True)
+
+
+class ViewSet(Dataset):
+    """Wraps an ``ImageSet``: item ``i`` -> the ``Views`` of image ``i`` plus ``skipped``.
 
     An unreadable image is replaced by the next readable one (the batch keeps its size, so the
     queue stays divisible by it) and ``skipped`` counts it for the run's metrics.
@@ -91,5 +137,5 @@ class ViewPairs(Dataset):
             raise RuntimeError(f"no readable image in {self.images.name}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash((self.seed, self.epoch, i)) & (2**62 - 1))
-            anchor, positive = self.transform(img)
-        return anchor, positive, skipped
+            views = self.transform(img)
+        return {**views, "skipped": skipped}

@@ -3,10 +3,14 @@
 ``run_all`` executes the runs the book needs in dependency order (pretraining before the linear
 evaluations that read its backbone), skips finished runs, resumes partial ones (the pretraining
 loop picks up its last checkpoint), keeps going past a failure and reports it at the end. A run's
-folder is only ever written by that run, so nothing computed elsewhere is overwritten.
+folder is only ever written by that run, so nothing computed elsewhere is overwritten. With
+``jobs`` > 1, runs whose dependency is done execute side by side, each in its own process with its
+output in ``batch.log`` in its folder: on two cores this overlaps one run's single-threaded parts
+(kernel start, scikit-learn) with another's training.
 """
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 import traceback
@@ -82,31 +86,78 @@ class Report:
         return not self.failed and not self.blocked
 
 
-def run_all(names, profile: Profile, echo=print) -> Report:
-    """Run every experiment in ``names`` (and its dependencies) that is not done yet."""
+def run_all(names, profile: Profile, echo=print, jobs: int = 1) -> Report:
+    """Run every experiment in ``names`` (and its dependencies) that is not done yet, ``jobs`` at a time."""
     runs = ordered(names, profile)
     report = Report()
-    for i, run in enumerate(runs, 1):
-        tag = f"[{i}/{len(runs)}] {run.experiment.name} @ {profile.name}"
-        if run.status == "done":
-            echo(f"{tag}: done, skipped ({run.dir})")
-            report.skipped.append(run.run_id)
-            continue
-        if run.needs is not None and run.needs.status != "done":
-            echo(f"{tag}: not run, its pretraining run {run.needs.experiment.name} did not finish")
-            report.blocked[run.run_id] = run.needs.run_id
-            continue
-        action = "resuming" if run.status in ("partial", "failed") else "running"
-        echo(f"{tag}: {action} in {run.dir}")
-        start = time.time()
-        try:
-            execute(run)
-        except KeyboardInterrupt:
-            raise
-        except Exception as err:  # noqa: BLE001 - a failed run must not stop the batch
-            echo(f"{tag}: FAILED after {time.time() - start:.0f}s: {type(err).__name__}: {str(err)[-500:]}")
-            report.failed[run.run_id] = str(run.dir / ERROR)
-            continue
+    tags = {run.run_id: f"[{i}/{len(runs)}] {run.experiment.name} @ {profile.name}" for i, run in enumerate(runs, 1)}
+    pending, running = list(runs), {}
+    try:
+        while pending or running:
+            for run in list(pending):
+                if len(running) >= max(jobs, 1):
+                    break
+                tag = tags[run.run_id]
+                if run.status == "done":
+                    echo(f"{tag}: done, skipped ({run.dir})")
+                    report.skipped.append(run.run_id)
+                    pending.remove(run)
+                    continue
+                if run.needs is not None and run.needs.run_id in {**report.failed, **report.blocked}:
+                    echo(f"{tag}: not run, its pretraining run {run.needs.experiment.name} did not finish")
+                    report.blocked[run.run_id] = run.needs.run_id
+                    pending.remove(run)
+                    continue
+                if run.needs is not None and run.needs.status != "done":
+                    continue  # its pretraining run is still pending or running
+                action = "resuming" if run.status in ("partial", "failed") else "running"
+                pending.remove(run)
+                if jobs <= 1:
+                    echo(f"{tag}: {action} in {run.dir}")
+                    _finish(report, run, tag, time.time(), _execute_here(run), echo)
+                else:
+                    run.dir.mkdir(parents=True, exist_ok=True)
+                    echo(f"{tag}: {action} in {run.dir} (log: batch.log)")
+                    running[run.run_id] = (run, time.time(), _spawn(run))
+            for run_id, (run, start, proc) in list(running.items()):
+                if proc.poll() is not None:
+                    del running[run_id]
+                    _finish(report, run, tags[run_id], start, None if proc.returncode == 0 else
+                            f"exit status {proc.returncode}; see {run.dir / 'batch.log'}", echo)
+            if running:
+                time.sleep(0.5)
+            elif pending and not any(r.needs is None or r.needs.status == "done" or r.needs.run_id in report.failed
+                                     or r.needs.run_id in report.blocked for r in pending):
+                raise RuntimeError("batch: no runnable run left; a dependency is missing from the plan")
+    except BaseException:
+        for _, _, proc in running.values():
+            proc.terminate()
+        raise
+    return report
+
+
+def _execute_here(run: Run) -> str | None:
+    """Execute in this process; the error message, or None when the run finished."""
+    try:
+        execute(run)
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # noqa: BLE001 - a failed run must not stop the batch
+        return f"{type(err).__name__}: {str(err)[-500:]}"
+    return None
+
+
+def _spawn(run: Run) -> subprocess.Popen:
+    """Execute one run in a child ``revisit batch`` whose output goes to the run's ``batch.log``."""
+    log = open(run.dir / "batch.log", "a")  # noqa: SIM115 - the child owns it until it exits
+    return subprocess.Popen([sys.executable, "-m", "revisit.cli", "batch", "--profile", run.profile.name,
+                             run.experiment.name], stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+
+
+def _finish(report: Report, run: Run, tag: str, start: float, error: str | None, echo):
+    if error is None:
         echo(f"{tag}: done in {time.time() - start:.0f}s")
         report.done.append(run.run_id)
-    return report
+    else:
+        echo(f"{tag}: FAILED after {time.time() - start:.0f}s: {error}")
+        report.failed[run.run_id] = str(run.dir / ERROR)

@@ -1,7 +1,8 @@
 """Command line: ``revisit batch``, ``revisit status``, ``revisit list``.
 
 ``revisit batch --profile cpu`` runs every run the book needs (``params/book.yaml``) that is not
-done yet; ``revisit status`` shows where each stands. Exit status 1 when a run failed.
+done yet; ``--section section4_1`` limits it to one page's runs; ``revisit status`` shows where
+each stands. Exit status 1 when a run failed.
 """
 from __future__ import annotations
 
@@ -18,7 +19,13 @@ DEFAULT_PROFILE = os.environ.get("REVISIT_PROFILE", "cpu")
 def _names(args) -> list[str]:
     if args.experiments:
         return args.experiments
-    return [name for names in book_experiments().values() for name in names]
+    sections = book_experiments()
+    if args.section:
+        unknown = sorted(set(args.section) - set(sections))
+        if unknown:
+            raise ParamsError(f"unknown section(s) {unknown} in params/book.yaml; known: {sorted(sections)}")
+        sections = {name: sections[name] for name in args.section}
+    return [name for names in sections.values() for name in names]
 
 
 def main(argv=None) -> int:
@@ -27,6 +34,9 @@ def main(argv=None) -> int:
     for name, text in [("batch", "run what is missing"), ("status", "show the state of each run")]:
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--profile", default=DEFAULT_PROFILE, help="smoke, cpu or paper (default: %(default)s)")
+        if name == "batch":
+            cmd.add_argument("--jobs", type=int, default=1, help="runs side by side (default: %(default)s)")
+        cmd.add_argument("--section", action="append", help="only this page's runs (repeatable; see params/book.yaml)")
         cmd.add_argument("experiments", nargs="*", help="experiment names under params/ (default: the book's)")
     sub.add_parser("list", help="list every experiment under params/")
     args = parser.parse_args(argv)
@@ -39,7 +49,7 @@ def main(argv=None) -> int:
             for run in ordered(_names(args), profile):
                 print(f"{run.status:8s} {run.experiment.name:40s} {run.dir}")
             return 0
-        report = run_all(_names(args), profile)
+        report = run_all(_names(args), profile, jobs=args.jobs)
     except ParamsError as err:
         print(f"revisit: {err}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ type or an out-of-range value raises ``ParamsError`` naming the file, the key an
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import hashlib
 import json
 import os
@@ -28,7 +29,12 @@ def params_root() -> Path:
 
 
 PRETRAIN_SETS = ("in118k", "in118k_lt", "coco", "oi118k", "bdd100k")
-TARGETS = ("cifar10", "cars", "food", "pets", "places", "sun", "voc")
+TARGETS = ("cifar10", "cars", "food", "pets", "places", "sun", "voc")  # Table 2, logistic regression
+# Other evaluation protocols, named target_protocol: the VOC07 SVM of Tables 4 and 7-9 and the SGD
+# linear layer of the ImageNet and Places columns of Tables 4 and 9 (App. A.2).
+EVALUATIONS = TARGETS + ("voc_svm", "imagenet_sgd", "places_sgd")
+TARGET_SETS = TARGETS + ("imagenet",)  # every classification dataset an evaluation reads
+POLICIES = ("standard", "autoaugment", "mixed")
 
 
 class ParamsError(ValueError):
@@ -64,6 +70,21 @@ class PretrainParams:
     crop_size: int = field(default=224, metadata=_range(8))
     crop_scale: tuple[float, float] = (0.2, 1.0)
     bn_groups: int = field(default=8, metadata=_range(1))  # shuffle-BN emulation
+    # Sec. 4.1 multi-crop: small positives, and their overlap constraint with the anchor (CC)
+    small_crops: int = field(default=0, metadata=_range(0))
+    small_crop_size: int = field(default=96, metadata=_range(4))
+    small_crop_scale: tuple[float, float] = (0.05, 0.14)
+    min_overlap: float = field(default=0.0, metadata=_range(0.0, 1.0))  # 0.2 = paper's CC, 0.1 = official code's
+    overlap_tries: int | None = field(default=None, metadata=_range(1))  # None = resample until valid (paper); 10 = official
+    max_iou: float | None = field(default=None, metadata=_range(0.0, 1.0))  # Figures 2-3: IoU ceiling between views
+    policy: str = field(default="standard", metadata=_choices(*POLICIES))  # Sec. 4.2: "mixed" = A+
+    # Sec. 4.3 kNN-MoCo: weight lambda, k neighbours, where they are mined, how the loss starts
+    nn_lambda: float = field(default=0.0, metadata=_range(0.0))
+    nn_k: int = field(default=20, metadata=_range(1))
+    nn_features: str = field(default="backbone", metadata=_choices("backbone", "head"))
+    nn_startup: str = field(default="warmup", metadata=_choices("warmup", "enqueue_first"))
+    nn_warmup_epochs: float = field(default=5.0, metadata=_range(0.0))
+    snapshot_every: int = field(default=0, metadata=_range(0))  # keep the backbone every n epochs (Figure 5); 0 = never
     workers: int = field(default=8, metadata=_range(0))
     threads: int = field(default=0, metadata=_range(0))  # torch intra-op threads; 0 = torch's default
     seed: int = 0
@@ -75,7 +96,7 @@ class LinearParams:
     """Linear evaluation on frozen features (App. A.2, Ericsson et al. protocol)."""
 
     pretrain: str | None = None  # experiment name under params/, e.g. "pretrain/moco_coco_400ep"; None = random init
-    targets: tuple[str, ...] = field(default=TARGETS, metadata=_choices(*TARGETS))
+    targets: tuple[str, ...] = field(default=TARGETS, metadata=_choices(*EVALUATIONS))
     source: str = field(default="real", metadata=_choices("real", "twin"))
     arch: str = field(default="resnet50", metadata=_choices("resnet50", "resnet_small"))
     width: int = field(default=32, metadata=_range(4, 512))
@@ -88,6 +109,17 @@ class LinearParams:
     batch_size: int = field(default=256, metadata=_range(1))
     workers: int = field(default=8, metadata=_range(0))
     seed: int = 0
+    # VOC07 SVM (Tables 4, 7-9): LinearSVC per class on L2-normalised features
+    svm_C: float = field(default=0.5, metadata=_range(0.0))
+    # SGD linear layer (ImageNet / Places columns): MoCo's linear-classification recipe
+    sgd_epochs: int = field(default=100, metadata=_range(1))
+    sgd_batch_size: int = field(default=256, metadata=_range(1))
+    sgd_lr: float = field(default=30.0, metadata=_range(0.0))
+    sgd_milestones: tuple[int, ...] = (60, 80)  # lr x0.1 at these epochs
+    sgd_weight_decay: float = field(default=1e-4, metadata=_range(0.0))
+    snapshot_targets: tuple[str, ...] = field(default=(), metadata=_choices(*EVALUATIONS))  # Figure 5: evaluations
+    # of the backbones kept along pretraining (its snapshot_every); empty = none
+    threads: int = field(default=0, metadata=_range(0))  # torch intra-op threads; 0 = torch's default
 
 
 KINDS = {"pretrain": PretrainParams, "linear": LinearParams}
@@ -156,11 +188,24 @@ def _read_yaml(path: Path) -> dict:
 
 @dataclass(frozen=True)
 class Profile:
-    """How experiments are rescaled for one kind of machine."""
+    """How experiments are rescaled for one kind of machine.
+
+    ``scale`` multiplies keys wherever they occur (e.g. ``epochs: 0.02`` keeps the paper's 200 / 400 /
+    800-epoch ratios, ``crop_size: 0.143`` its 224 / 160 / 96-pixel ones); ``overrides`` then set
+    keys of one kind to fixed values; ``experiments`` last sets keys of the experiments whose name
+    matches a shell-style pattern (e.g. ``pretrain/coco200/*``).
+    """
 
     name: str
     description: str
     overrides: dict  # kind -> {key: value}
+    scale: dict = field(default_factory=dict)  # key -> factor
+    experiments: dict = field(default_factory=dict)  # name pattern -> {key: value}
+
+
+def _numeric_fields():
+    return {f.name: typing.get_type_hints(cls)[f.name] for cls in KINDS.values() for f in dataclasses.fields(cls)
+            if typing.get_type_hints(cls)[f.name] in (int, float, int | None, float | None)}
 
 
 def load_profile(name: str, root: Path | None = None) -> Profile:
@@ -170,12 +215,29 @@ def load_profile(name: str, root: Path | None = None) -> Profile:
         available = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
         raise ParamsError(f"unknown profile {name!r} ({path} missing); available: {available}")
     data = _read_yaml(path)
-    allowed = {"description", *KINDS}
+    allowed = {"description", "scale", "experiments", *KINDS}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ParamsError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
     overrides = {kind: validate(cls, data.get(kind) or {}, f"{path} [{kind}]") for kind, cls in KINDS.items()}
-    return Profile(name, data.get("description", ""), overrides)
+    scale = data.get("scale") or {}
+    numeric = _numeric_fields()
+    for key, factor in scale.items() if isinstance(scale, dict) else [("scale", scale)]:
+        if key not in numeric:
+            raise ParamsError(f"{path}: scale key {key!r} is not a numeric parameter; numeric keys: {sorted(numeric)}")
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 0 or (
+                key == "momentum" and factor * (1 - PretrainParams.momentum) >= 1):
+            raise ParamsError(f"{path}: scale of {key!r} must be a positive number, got {factor!r}")
+        both = [kind for kind in KINDS if key in overrides[kind]]
+        if both:
+            raise ParamsError(f"{path}: {key!r} is both scaled and set in [{both[0]}]; keep one")
+    experiments = data.get("experiments") or {}
+    known = {f.name for cls in KINDS.values() for f in dataclasses.fields(cls)}
+    for pattern, values in experiments.items():
+        if not isinstance(values, dict) or set(values) - known:
+            raise ParamsError(f"{path}: experiments: {pattern!r} must map known keys to values; "
+                              f"unknown: {sorted(set(values) - known) if isinstance(values, dict) else values!r}")
+    return Profile(name, data.get("description", ""), overrides, dict(scale), dict(experiments))
 
 
 @dataclass(frozen=True)
@@ -189,7 +251,8 @@ class Experiment:
     path: Path
 
 
-def load_experiment(name: str, root: Path | None = None) -> Experiment:
+def load_experiment(name: str, root: Path | None = None, _seen=()) -> Experiment:
+    """Read ``params/<name>.yaml``; a ``base: <experiment>`` key inherits that experiment's values."""
     root = Path(root or params_root())
     path = root / f"{name}.yaml"
     data = _read_yaml(path)
@@ -197,7 +260,17 @@ def load_experiment(name: str, root: Path | None = None) -> Experiment:
     if kind not in KINDS:
         raise ParamsError(f"{path}: key 'kind' must be one of {sorted(KINDS)}, got {kind!r}")
     title = data.pop("title", name)
-    return Experiment(name, kind, title, validate(KINDS[kind], data, str(path)), path)
+    values = {}
+    base = data.pop("base", None)
+    if base is not None:
+        if base in _seen or base == name:
+            raise ParamsError(f"{path}: 'base' chain loops through {base!r}")
+        parent = load_experiment(base, root, (*_seen, name))
+        if parent.kind != kind:
+            raise ParamsError(f"{path}: base {base!r} is a {parent.kind} experiment, not {kind}")
+        values = dict(parent.values)
+    values.update(validate(KINDS[kind], data, str(path)))
+    return Experiment(name, kind, title, values, path)
 
 
 def list_experiments(root: Path | None = None) -> list[str]:
@@ -206,9 +279,28 @@ def list_experiments(root: Path | None = None) -> list[str]:
     return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml") if p.parent.name != "profiles" and p.parent != root)
 
 
+def _scaled(key, value, factor):
+    """``value`` x ``factor``; integers round and stay at least 1 (0 and None stay as they are).
+
+    ``momentum`` scales its step size 1 - m instead: x10 turns 0.999 into 0.99 and 0.995 into 0.95,
+    keeping the paper's ratio of EMA time constants in a run 50 times shorter.
+    """
+    if key == "momentum":
+        return round(1.0 - (1.0 - value) * factor, 12)
+    if not value:
+        return value
+    return max(1, round(value * factor)) if isinstance(value, int) else round(value * factor, 12)
+
+
 def resolve(experiment: Experiment, profile: Profile):
-    """The experiment's dataclass with the profile's overrides for its kind applied."""
-    return KINDS[experiment.kind](**{**experiment.values, **profile.overrides[experiment.kind]})
+    """The experiment's dataclass, rescaled by the profile's ``scale``, then with its fixed overrides."""
+    params = KINDS[experiment.kind](**experiment.values)
+    scaled = {key: _scaled(key, getattr(params, key), factor) for key, factor in profile.scale.items() if hasattr(params, key)}
+    matched = {}
+    for pattern, values in profile.experiments.items():
+        if fnmatch.fnmatchcase(experiment.name, pattern):
+            matched.update(validate(KINDS[experiment.kind], values, f"profile {profile.name}, experiments: {pattern}"))
+    return dataclasses.replace(params, **{**scaled, **profile.overrides[experiment.kind], **matched})
 
 
 def params_hash(params) -> str:

@@ -79,3 +79,67 @@ def default_view_ious(pairs=100_000, height=224, width=224, scale=DEFAULT_SCALE,
     a = sample_crops(pairs, height, width, scale, ratio, rng)
     b = sample_crops(pairs, height, width, scale, ratio, rng)
     return box_iou(a, b)
+
+
+def overlap_fraction(box, anchor):
+    """Fraction of ``box``'s own area that lies inside ``anchor`` (paper App. A.1); broadcasts."""
+    box, anchor = np.asarray(box, dtype=float), np.asarray(anchor, dtype=float)
+    h = np.minimum(box[..., 0] + box[..., 2], anchor[..., 0] + anchor[..., 2]) - np.maximum(box[..., 0], anchor[..., 0])
+    w = np.minimum(box[..., 1] + box[..., 3], anchor[..., 1] + anchor[..., 3]) - np.maximum(box[..., 1], anchor[..., 1])
+    return np.clip(h, 0, None) * np.clip(w, 0, None) / (box[..., 2] * box[..., 3])
+
+
+CANDIDATES = 64  # crops drawn at once by the rejection samplers
+MAX_DRAWS = 10_000  # beyond this many candidates a constraint is taken as unsatisfiable
+
+
+def _first_valid(draw, valid, tries):
+    """Rejection sampling: the first candidate of ``draw(n)`` that ``valid`` accepts, and the number rejected.
+
+    ``tries`` = None keeps drawing until one passes (raises after ``MAX_DRAWS``); with a number, the
+    ``tries + 1``-th candidate is returned whatever it is (the official code's fallback).
+    """
+    drawn = 0
+    while True:
+        n = CANDIDATES if tries is None else tries + 1
+        boxes = draw(n)
+        ok = valid(boxes)
+        if ok.any():
+            i = int(np.argmax(ok))
+            return tuple(int(v) for v in boxes[i]), drawn + i
+        if tries is not None:
+            return tuple(int(v) for v in boxes[-1]), drawn + n
+        drawn += n
+        if drawn >= MAX_DRAWS:
+            raise ValueError(f"no crop satisfied the constraint in {drawn} draws; loosen it")
+
+
+def sample_constrained_crop(height, width, scale, ratio, anchor, min_overlap, rng=None, tries=None):
+    """A crop ``(top, left, h, w)`` with at least ``min_overlap`` of its area inside ``anchor`` (Sec. 4.1, CC).
+
+    Crops follow ``sample_crop``'s law and are resampled until one satisfies the constraint (the paper,
+    ``min_overlap`` = 0.2). ``tries`` = 10 with ``min_overlap`` = 0.1 is the official code's variant,
+    which gives up after 10 rejections and keeps an unconstrained crop.
+    """
+    box, _ = constrained_crop(height, width, scale, ratio, anchor, min_overlap, rng, tries)
+    return box
+
+
+def constrained_crop(height, width, scale, ratio, anchor, min_overlap, rng=None, tries=None):
+    """``sample_constrained_crop`` plus the number of rejected candidates (> ``tries`` means it fell back)."""
+    rng = np.random.default_rng() if rng is None else rng
+    return _first_valid(lambda n: sample_crops(n, height, width, scale, ratio, rng),
+                        lambda boxes: overlap_fraction(boxes, anchor) >= min_overlap, tries)
+
+
+def iou_constrained_pair(height, width, scale, ratio, max_iou, rng=None):
+    """Two default crops with IoU below ``max_iou`` (the study of Figures 2-3), and the pairs rejected.
+
+    Both crops are redrawn together: with a large first crop no second crop may satisfy the ceiling.
+    """
+    rng = np.random.default_rng() if rng is None else rng
+    pair, rejected = _first_valid(
+        lambda n: np.concatenate([sample_crops(n, height, width, scale, ratio, rng),
+                                  sample_crops(n, height, width, scale, ratio, rng)], axis=1),
+        lambda pairs: box_iou(pairs[:, :4], pairs[:, 4:]) < max_iou, None)
+    return pair[:4], pair[4:], rejected

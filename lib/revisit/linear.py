@@ -10,7 +10,7 @@ refit on train + val and scored on test. VOC2007 (multi-label): one binary class
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_curve
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms.v2 import functional as TF
+from torchvision.transforms import v2
 from tqdm import tqdm
 
 from .augment import normalize
@@ -34,21 +34,32 @@ def c_grid(grid: str = "paper", size: int = 45) -> np.ndarray:
     return np.sort(1.0 / np.logspace(lo, hi, size))
 
 
-class _Resized(Dataset):
-    def __init__(self, images, size):
-        self.images, self.size, self.norm = images, size, normalize()
+def resize_square(size: int) -> v2.Compose:
+    """Ericsson et al.'s test-time view: the whole image resized to ``size`` x ``size``."""
+    return v2.Compose([v2.Resize([size, size], antialias=True), normalize()])
+
+
+def resize_center_crop(size: int) -> v2.Compose:
+    """The MoCo / VOC-SVM test-time view: Resize(256) then CenterCrop(224), scaled to ``size``."""
+    return v2.Compose([v2.Resize(round(size * 256 / 224), antialias=True), v2.CenterCrop(size), normalize()])
+
+
+class Transformed(Dataset):
+    """``(transform(image), index)`` for each readable image of an ``ImageSet``; None for an unreadable one."""
+
+    def __init__(self, images, transform):
+        self.images, self.transform = images, transform
 
     def __len__(self):
         return len(self.images)
 
     def __getitem__(self, i):
         img = self.images[i]
-        if img is None:
-            return None
-        return self.norm(TF.resize(img, [self.size, self.size], antialias=True)), i
+        return None if img is None else (self.transform(img), i)
 
 
-def _drop_unreadable(batch):
+def drop_unreadable(batch):
+    """Collate function that leaves out unreadable images (counted by the caller)."""
     batch = [b for b in batch if b is not None]
     if not batch:
         return torch.empty(0), torch.empty(0, dtype=torch.long)
@@ -56,11 +67,11 @@ def _drop_unreadable(batch):
 
 
 @torch.no_grad()
-def extract_features(backbone, images, image_size=224, batch_size=256, workers=0, device="cpu", progress=True):
+def extract_features(backbone, images, transform, batch_size=256, workers=0, device="cpu", progress=True):
     """Pooled features ``(N, D)`` of the readable images, their indices, and the number skipped."""
     backbone.eval().to(device)
-    loader = DataLoader(_Resized(images, image_size), batch_size=batch_size, num_workers=workers,
-                        collate_fn=_drop_unreadable)
+    loader = DataLoader(Transformed(images, transform), batch_size=batch_size, num_workers=workers,
+                        collate_fn=drop_unreadable)
     feats, index = [], []
     for x, i in tqdm(loader, desc=f"features {images.name}", disable=not progress, leave=False):
         if len(i):
@@ -114,6 +125,8 @@ class LinearResult:
     n_val: int
     n_test: int
     skipped_images: int
+    per_class: list = field(default_factory=list)  # VOC: AP of each class
+    train_loss: list = field(default_factory=list)  # SGD protocol: mean loss of each epoch
 
 
 def evaluate(features: dict, labels: dict, target: str, Cs, max_iter=1000, skipped=0) -> LinearResult:
@@ -154,6 +167,7 @@ def evaluate_backbone(backbone, splits: dict, target: str, image_size, Cs, max_i
     """Extract features of every split of ``target`` with ``backbone``, then ``evaluate``."""
     features, labels, skipped = {}, {}, 0
     for split, images in splits.items():
-        X, index, n_skipped = extract_features(backbone, images, image_size, batch_size, workers, device, progress)
+        X, index, n_skipped = extract_features(backbone, images, resize_square(image_size), batch_size, workers, device,
+                                               progress)
         features[split], labels[split], skipped = X, images.labels[index], skipped + n_skipped
     return evaluate(features, labels, target, Cs, max_iter, skipped)

@@ -1,8 +1,11 @@
-"""MoCo-v2 (paper Sec. 2, Eq. 1; He et al. 2020, Chen et al. 2020).
+"""MoCo-v2 (paper Sec. 2, Eq. 1; He et al. 2020, Chen et al. 2020) and kNN-MoCo (Sec. 4.3, Eq. 2).
 
 Query encoder f = backbone g + MLP head h (no BN in the head, App. A.1); momentum encoder f'
 initialised as a copy and updated as an EMA; a queue of K keys kept as a buffer so that it is
-checkpointed with the model. Shuffle-BN is emulated on one device by encoding the shuffled key
+checkpointed with the model. Multi-crop (Sec. 4.1): every anchor has 1 + N positives, encoded in
+one pass per resolution and matched with their own anchor; small crops never reach the momentum
+encoder or the queue. kNN-MoCo keeps a second queue, aligned with the first, of the momentum
+encoder's backbone features, and mines each positive's neighbours in it (Algorithm 1). Shuffle-BN is emulated on one device by encoding the shuffled key
 batch in ``bn_groups`` separate chunks, so no chunk's BN statistics contain both a query and
 its key (DESIGN.md: a plain permutation changes nothing on one device).
 """
@@ -31,6 +34,19 @@ def info_nce(positives, anchors, queue, temperature):
     return F.cross_entropy(logits, labels), logits
 
 
+def knn_loss(pos_backbone, queue_backbone, pos_logits, k, temperature):
+    """Nearest-neighbour loss of Eq. 2: mean over positives of the mean over their k neighbours of -log softmax.
+
+    ``pos_backbone`` ``(N, Cg)`` and ``queue_backbone`` ``(Cg, K)`` are L2-normalised; the neighbours of
+    a positive are the ``k`` queue entries most cosine-similar to it. ``pos_logits`` ``(N, K)`` are the
+    positives' head features against the key queue, before the temperature; the softmax runs over the K entries.
+    """
+    with torch.no_grad():
+        neighbours = (pos_backbone @ queue_backbone).topk(k, dim=1).indices
+    log_prob = F.log_softmax(pos_logits / temperature, dim=1)
+    return -log_prob.gather(1, neighbours).mean()
+
+
 def mlp_head(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
     """Projection head h: Linear-ReLU-Linear, no batch norm (App. A.1)."""
     return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim))
@@ -47,10 +63,14 @@ def gather(tensor):
 
 
 class MoCo(nn.Module):
-    """MoCo-v2 with an EMA key encoder and a queue of ``queue_size`` negatives."""
+    """MoCo-v2 with an EMA key encoder and a queue of ``queue_size`` negatives.
+
+    ``nn_k`` > 0 turns on kNN-MoCo's aligned backbone queue; ``nn_features`` = "head" mines the
+    neighbours after the projection head instead (the variant Sec. 4.3 compares).
+    """
 
     def __init__(self, backbone: nn.Module, dim=128, hidden_dim=None, queue_size=65536, momentum=0.999,
-                 temperature=0.2, bn_groups=1):
+                 temperature=0.2, bn_groups=1, nn_k=0, nn_features="backbone"):
         super().__init__()
         hidden_dim = hidden_dim or backbone.feature_dim
         self.encoder_q = nn.Sequential(backbone, mlp_head(backbone.feature_dim, hidden_dim, dim))
@@ -58,8 +78,11 @@ class MoCo(nn.Module):
         for p in self.encoder_k.parameters():
             p.requires_grad = False
         self.momentum, self.temperature, self.bn_groups = momentum, temperature, bn_groups
+        self.nn_k, self.nn_features = nn_k, nn_features
         self.register_buffer("queue", F.normalize(torch.randn(dim, queue_size), dim=0))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        if nn_k:
+            self.register_buffer("queue_g", F.normalize(torch.randn(backbone.feature_dim, queue_size), dim=0))
 
     @property
     def backbone(self) -> nn.Module:
@@ -71,12 +94,15 @@ class MoCo(nn.Module):
             pk.mul_(self.momentum).add_(pq.detach(), alpha=1 - self.momentum)
 
     @torch.no_grad()
-    def enqueue(self, keys):
+    def enqueue(self, keys, keys_g=None):
+        """Replace the oldest keys (and their backbone features, kept aligned) by this batch's, from all ranks."""
         keys = gather(keys)
         size, ptr = keys.shape[0], int(self.queue_ptr)
         if self.queue.shape[1] % size:
             raise ValueError(f"queue size {self.queue.shape[1]} must be divisible by the global batch {size}")
         self.queue[:, ptr:ptr + size] = keys.T
+        if keys_g is not None:
+            self.queue_g[:, ptr:ptr + size] = gather(keys_g).T
         self.queue_ptr.fill_((ptr + size) % self.queue.shape[1])
 
     def _grouped(self, encoder, x):
@@ -84,17 +110,40 @@ class MoCo(nn.Module):
 
     @torch.no_grad()
     def encode_keys(self, anchors):
-        """Key features of the anchors, shuffled across BN groups then unshuffled."""
+        """Normalised key features and backbone features of the anchors, shuffled across BN groups then unshuffled."""
         perm = torch.randperm(anchors.shape[0], device=anchors.device)
-        keys = self._grouped(self.encoder_k, anchors[perm])
-        return F.normalize(keys[torch.argsort(perm)], dim=1)
+        backbone_k, head_k = self.encoder_k
+        g = self._grouped(backbone_k, anchors[perm])[torch.argsort(perm)]
+        return F.normalize(head_k(g), dim=1), F.normalize(g, dim=1)
 
-    def forward(self, anchor, positives):
-        """Loss and logits for one batch: ``anchor`` ``(B, 3, H, W)``, ``positives`` ``(B, 3, H, W)``."""
-        q = F.normalize(self._grouped(self.encoder_q, positives), dim=1)
+    def forward(self, anchor, positive, small=None, nn_weight=0.0, enqueue_first=False):
+        """Losses of one batch: ``anchor``, ``positive`` ``(B, 3, H, W)``, ``small`` ``(B, N, 3, h, w)`` or None.
+
+        Returns the total loss, the instance logits ``(B * (1 + N), 1 + K)`` (positive logit first) and
+        the nearest-neighbour loss (0 when ``nn_weight`` is 0). ``enqueue_first`` enqueues the batch's
+        keys before mining neighbours (App. B's second start-up); the instance loss never sees them.
+        """
+        backbone, head = self.encoder_q
+        feats = self._grouped(backbone, positive).unsqueeze(1)  # (B, 1, Cg)
+        if small is not None and small.shape[1]:
+            b, n = small.shape[:2]
+            feats = torch.cat([feats, self._grouped(backbone, small.flatten(0, 1)).view(b, n, -1)], dim=1)
+        q = F.normalize(head(feats), dim=-1)  # (B, L, C): positives stay lined up with their anchor
         with torch.no_grad():
             self.momentum_update()
-            k = self.encode_keys(anchor)
+            k, k_g = self.encode_keys(anchor)
         loss, logits = info_nce(q, k, self.queue.clone().detach(), self.temperature)
-        self.enqueue(k)
-        return loss, logits
+        loss_nn = torch.zeros((), device=loss.device)
+        if enqueue_first:
+            self.enqueue(k, k_g if self.nn_k else None)
+        if nn_weight:
+            queue = self.queue.clone().detach()
+            if self.nn_features == "backbone":
+                mine_q, bank = F.normalize(feats, dim=-1).flatten(0, 1), self.queue_g.clone().detach()
+            else:
+                mine_q, bank = q.flatten(0, 1), queue
+            loss_nn = knn_loss(mine_q, bank, q.flatten(0, 1) @ queue, self.nn_k, self.temperature)
+            loss = loss + nn_weight * loss_nn
+        if not enqueue_first:
+            self.enqueue(k, k_g if self.nn_k else None)
+        return loss, logits, loss_nn

@@ -11,17 +11,21 @@ sns.set_theme(context="notebook", style="whitegrid")
 
 def loss_curves(logs: dict, ax=None):
     """Training loss and instance accuracy per step, one line per run (``{label: records}``)."""
-    rows = [{"run": label, "step": r["step"], "epoch": r["epoch"], "InfoNCE loss": r["loss"], "instance acc.": r["acc"]}
+    rows = [{"run": label, "step": r["step"], "epoch": r["epoch"], "loss": r["loss"], "instance acc.": r["acc"]}
             for label, records in logs.items() for r in records]
     if not rows:
         raise ValueError("no logged steps to plot")
     df = pd.DataFrame(rows)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6)) if ax is None else (ax[0].figure, ax)
-    for a, metric in zip(axes, ["InfoNCE loss", "instance acc."]):
+    for a, metric in zip(axes, ["loss", "instance acc."]):
         smooth = df.groupby("run")[metric].transform(lambda s: s.rolling(5, min_periods=1).mean())
-        sns.lineplot(df.assign(**{metric: smooth}), x="step", y=metric, hue="run", ax=a, linewidth=1.6)
+        sns.lineplot(df.assign(**{metric: smooth}), x="step", y=metric, hue="run", ax=a, linewidth=1.6, legend=a is axes[0])
         a.set_xlabel("training step")
-    axes[1].get_legend().remove() if len(logs) > 1 else None
+    if len(logs) > 1:  # one legend for both panels, under them, so no curve hides behind it
+        handles, labels = axes[0].get_legend_handles_labels()
+        axes[0].get_legend().remove()
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(3, len(labels)),
+                   frameon=False)
     fig.tight_layout()
     return fig
 
@@ -60,3 +64,52 @@ def delta_heatmap(deltas: pd.DataFrame, title: str, ax=None):
                 cbar_kws={"label": "points"})
     ax.set_title(title)
     return ax
+
+
+def constrained_crops(images, anchors, candidates, min_overlap, axes=None):
+    """Figure 4: each image with its anchor crop (white), valid small crops (green) and rejected ones (red).
+
+    ``images`` are ``(H, W, 3)`` uint8 arrays, ``anchors`` one box per image, ``candidates`` a list of
+    boxes per image; boxes are ``(top, left, h, w)``. A candidate is valid when at least
+    ``min_overlap`` of its area lies inside the anchor.
+    """
+    from matplotlib.patches import Rectangle
+
+    from .crops import overlap_fraction
+
+    if axes is None:
+        _, axes = plt.subplots(1, len(images), figsize=(3.2 * len(images), 3.4))
+    for ax, img, anchor, boxes in zip(np.atleast_1d(axes), images, anchors, candidates):
+        ax.imshow(img, interpolation="nearest")
+        ax.add_patch(Rectangle((anchor[1] - 0.5, anchor[0] - 0.5), anchor[3], anchor[2], fill=False, lw=2.5,
+                               ec="white", ls="--"))
+        for box in boxes:
+            ok = overlap_fraction(box, anchor) >= min_overlap
+            ax.add_patch(Rectangle((box[1] - 0.5, box[0] - 0.5), box[3], box[2], fill=False, lw=1.8,
+                                   ec="#2ca02c" if ok else "#d62728"))
+        ax.set_axis_off()
+    return axes
+
+
+def ablation_steps(ours: pd.DataFrame, paper: pd.DataFrame, reference: str, axes=None):
+    """Gain over the ``reference`` row after each ablation step, ours beside the paper's, one panel per column.
+
+    Rows are the steps in order (e.g. MoCo, +MC, +CC, ...); a rising line means each addition helped.
+    """
+    cols = list(ours.columns)
+    if axes is None:
+        _, axes = plt.subplots(1, len(cols), figsize=(4.6 * len(cols), 3.9), sharey=False)
+    steps = list(ours.index)
+    short = [steps[0]] + [f"+{s[len(prev) + 1:]}" if s.startswith(prev + "+") else s for prev, s in zip(steps, steps[1:])]
+    for ax, col in zip(np.atleast_1d(axes), cols):
+        for label, table, style in (("ours", ours, "-o"), ("paper", paper, "--s")):
+            if col in table and reference in table.index:
+                delta = table[col].reindex(steps).astype(float) - float(table.at[reference, col])
+                ax.plot(range(len(steps)), delta.to_numpy(), style, label=label, lw=1.8, ms=6)
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_xticks(range(len(steps)), short, rotation=30, ha="right")
+        ax.set_title(col)
+        ax.set_ylabel(f"points over {reference}")
+    np.atleast_1d(axes)[0].legend()
+    np.atleast_1d(axes)[0].figure.tight_layout()
+    return axes

@@ -13,17 +13,19 @@ from .runs import plan
 from .train import read_log
 
 TARGET_COLUMNS = {"cifar10": "CIFAR10", "cars": "Cars", "food": "Food", "pets": "Pets", "places": "Places",
-                  "sun": "SUN", "voc": "VOC"}
+                  "sun": "SUN", "voc": "VOC", "voc_svm": "VOC SVM", "imagenet_sgd": "ImageNet",
+                  "places_sgd": "Places (SGD)"}  # evaluation name -> column label
+TABLE2 = ("cifar10", "cars", "food", "pets", "places", "sun", "voc")
 
 
-def linear_scores(experiments: dict, profile: Profile) -> pd.DataFrame:
-    """Test scores of linear runs: rows = ``experiments`` labels, columns = targets (paper names)."""
+def linear_scores(experiments: dict, profile: Profile, evaluations=TABLE2) -> pd.DataFrame:
+    """Test scores of linear runs: rows = ``experiments`` labels, columns = ``evaluations`` (paper names)."""
     rows = {}
     for label, name in experiments.items():
         metrics = plan(name, profile).metrics() or {}
         targets = metrics.get("targets", {})
-        rows[label] = {col: targets.get(key, {}).get("test", np.nan) for key, col in TARGET_COLUMNS.items()}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=list(TARGET_COLUMNS.values()))
+        rows[label] = {TARGET_COLUMNS[key]: targets.get(key, {}).get("test", np.nan) for key in evaluations}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[TARGET_COLUMNS[key] for key in evaluations])
 
 
 def pretrain_logs(experiments: dict, profile: Profile) -> dict:
@@ -48,3 +50,13 @@ def with_deltas(scores: pd.DataFrame, reference: str) -> pd.DataFrame:
     return pd.DataFrame({col: [cell(scores.at[row, col], scores.at[reference, col] if reference in scores.index else np.nan,
                                     row == reference) for row in scores.index] for col in scores.columns},
                         index=scores.index)
+
+
+def snapshot_scores(experiments: dict, profile: Profile, evaluation: str = "voc_svm") -> pd.DataFrame:
+    """Scores of the backbones kept along pretraining (Figure 5): one row per run and snapshot."""
+    rows = []
+    for label, name in experiments.items():
+        for snap in (plan(name, profile).metrics() or {}).get("snapshots", []):
+            rows.append({"run": label, "epoch": snap["epoch"], "train_seconds": snap["train_seconds"],
+                         "score": snap.get(evaluation, np.nan)})
+    return pd.DataFrame(rows, columns=["run", "epoch", "train_seconds", "score"])

@@ -56,7 +56,7 @@ class Run:
             return "done"
         if (self.dir / ERROR).is_file():
             return "failed"
-        return "partial" if self.dir.is_dir() else "missing"
+        return "partial" if (self.dir / "params.yaml").is_file() else "missing"
 
     def metrics(self) -> dict | None:
         """The run's ``metrics.json``, or ``None`` if it has not finished."""

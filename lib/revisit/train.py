@@ -1,14 +1,18 @@
-"""MoCo-v2 pretraining loop (paper Sec. 3 "Setup", App. A.1).
+"""MoCo-v2 pretraining loop (paper Sec. 3 "Setup", App. A.1), with the additions of Sec. 4.
 
 SGD (momentum 0.9, weight decay 1e-4), lr = base_lr x batch / 256 with a per-epoch cosine
-schedule (as the official MoCo code), mixed precision on CUDA. Every ``log_every`` steps a JSON
-line goes to ``metrics.jsonl`` (loss, instance accuracy, lr, images/s, skipped images); after
-every epoch ``checkpoint.pt`` is written atomically with the model, optimiser, queue and pointer,
-RNG states and epoch. Under ``torch.distributed`` the batch is split over the processes
-(``batch_size`` is global, as in the paper), keys are gathered before enqueueing and rank 0
-writes the log and checkpoints. Calling ``pretrain`` again on the same folder resumes from it; on the CPU
-the resumed run reproduces the uninterrupted run's losses exactly, because each epoch's data
-order and views are seeded by (seed, epoch).
+schedule (as the official MoCo code), mixed precision on CUDA. The params choose the views
+(multi-crop, constrained crops, IoU ceiling, A+) and the kNN loss with its start-up (App. B).
+Every ``log_every`` steps a JSON line goes to ``metrics.jsonl`` (loss, nearest-neighbour loss,
+instance accuracy, lr, images/s, training seconds so far, skipped images, rejected and
+fallback crops); after every epoch ``checkpoint.pt`` is written atomically with the model,
+optimiser, queues and pointer, RNG states, epoch and training time, and every
+``snapshot_every`` epochs the backbone is kept under ``snapshots/`` (Figure 5). Under
+``torch.distributed`` the batch is split over the processes (``batch_size`` is global, as in the
+paper), keys are gathered before enqueueing and rank 0 writes the log and checkpoints. Calling
+``pretrain`` again on the same folder resumes from it; on the CPU the resumed run reproduces the
+uninterrupted run's losses exactly, because each epoch's data order and views are seeded by
+(seed, epoch).
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from .augment import TwoCrops, ViewPairs
+from .augment import Views, ViewSet
 from .backbones import build_backbone
 from .config import PretrainParams
 from .moco import MoCo
@@ -35,13 +39,21 @@ from .moco import MoCo
 CHECKPOINT = "checkpoint.pt"
 BACKBONE = "backbone.pt"
 LOG = "metrics.jsonl"
+SNAPSHOTS = "snapshots"
 
 
 def build_model(p: PretrainParams) -> MoCo:
     """The MoCo-v2 model a params set describes."""
     backbone = build_backbone(p.arch, p.width)
     return MoCo(backbone, dim=p.dim, queue_size=p.queue_size, momentum=p.momentum, temperature=p.temperature,
-                bn_groups=p.bn_groups)
+                bn_groups=p.bn_groups, nn_k=p.nn_k if p.nn_lambda else 0, nn_features=p.nn_features)
+
+
+def build_views(p: PretrainParams) -> Views:
+    """The view policy a params set describes (two-crop by default; Sec. 4 variants by key)."""
+    return Views(p.crop_size, p.crop_scale, small_crops=p.small_crops, small_size=p.small_crop_size,
+                 small_scale=p.small_crop_scale, min_overlap=p.min_overlap, overlap_tries=p.overlap_tries,
+                 max_iou=p.max_iou, policy=p.policy)
 
 
 def cosine_lr(p: PretrainParams, epoch: int) -> float:
@@ -109,7 +121,7 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
     optimizer = torch.optim.SGD(model.encoder_q.parameters(), lr=cosine_lr(p, 0), momentum=p.sgd_momentum,
                                 weight_decay=p.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda"))
-    start_epoch, ckpt_path = 0, run_dir / CHECKPOINT
+    start_epoch, train_seconds, ckpt_path = 0, 0.0, run_dir / CHECKPOINT
     if ckpt_path.is_file():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
         model.load_state_dict(state["model"])
@@ -117,15 +129,16 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
         if state["scaler"]:  # empty when the checkpoint was written without CUDA
             scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"])
-        start_epoch = state["epoch"]
+        start_epoch, train_seconds = state["epoch"], state.get("train_seconds", 0.0)
     if rank == 0:
         _trim_log(run_dir / LOG, start_epoch)
 
     device_ids = [torch.device(device).index] if device.startswith("cuda") else None
     net = DistributedDataParallel(model, device_ids=device_ids) if world > 1 else model
-    views = ViewPairs(images, TwoCrops(p.crop_size, p.crop_scale), seed=p.seed)
+    views = ViewSet(images, build_views(p), seed=p.seed)
     sampler = DistributedSampler(views, num_replicas=world, rank=rank, shuffle=True, seed=p.seed, drop_last=True)
     steps_per_epoch = len(sampler) // (p.batch_size // world)
+    warmup_steps = p.nn_warmup_epochs * steps_per_epoch if p.nn_startup == "warmup" else 0
     for epoch in range(start_epoch, p.epochs):
         torch.manual_seed(hash((p.seed, epoch, rank)) & (2**62 - 1))  # the epoch's randomness depends on nothing else
         views.set_epoch(epoch)
@@ -138,35 +151,70 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
         model.train()
         bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{p.epochs}", disable=not progress or rank,
                    mininterval=5, leave=False)
-        window_start, window_images, window_skipped = time.perf_counter(), 0, 0
+        window = _Window()
+        epoch_start = time.perf_counter()
         with open(run_dir / LOG if rank == 0 else os.devnull, "a") as log:
-            for step, (anchor, positive, skipped) in enumerate(bar):
-                anchor, positive = anchor.to(device, non_blocking=True), positive.to(device, non_blocking=True)
+            for step, batch in enumerate(bar):
+                anchor, positive, small = (batch[k].to(device, non_blocking=True) for k in ("anchor", "positive", "small"))
+                global_step = epoch * steps_per_epoch + step
+                nn_weight = p.nn_lambda if global_step >= warmup_steps else 0.0
                 with torch.autocast("cuda", enabled=device.startswith("cuda")):
-                    loss, logits = net(anchor, positive)
+                    loss, logits, loss_nn = net(anchor, positive, small, nn_weight=nn_weight,
+                                                enqueue_first=p.nn_startup == "enqueue_first")
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
-                window_images += anchor.shape[0] * world
-                window_skipped += int(skipped.sum())
+                window.add(anchor.shape[0] * world, batch)
                 if (step + 1) % p.log_every == 0 or step + 1 == steps_per_epoch:
-                    elapsed = time.perf_counter() - window_start
-                    record = {"epoch": epoch, "step": epoch * steps_per_epoch + step + 1, "loss": loss.item(),
-                              "acc": (logits.argmax(1) == 0).float().mean().item(), "lr": lr,
-                              "images_per_s": window_images / max(elapsed, 1e-9), "skipped": window_skipped}
+                    record = {"epoch": epoch, "step": global_step + 1, "loss": loss.item(), "loss_nn": loss_nn.item(),
+                              "nn_weight": nn_weight, "acc": (logits.argmax(1) == 0).float().mean().item(), "lr": lr,
+                              "train_s": train_seconds + time.perf_counter() - epoch_start, **window.flush()}
                     log.write(json.dumps(record) + "\n")
                     log.flush()
                     bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['acc']:.2f}",
                                     ips=f"{record['images_per_s']:.0f}")
-                    window_start, window_images, window_skipped = time.perf_counter(), 0, 0
+        train_seconds += time.perf_counter() - epoch_start
         if rank:
             continue
+        if p.snapshot_every and (epoch + 1) % p.snapshot_every == 0:
+            save_snapshot(model, run_dir, epoch + 1, train_seconds)
         atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                     "rng": _rng_state(), "epoch": epoch + 1, "params": dataclasses.asdict(p)}, ckpt_path)
+                     "rng": _rng_state(), "epoch": epoch + 1, "train_seconds": train_seconds,
+                     "params": dataclasses.asdict(p)}, ckpt_path)
     if rank == 0:
         torch.save(model.backbone.state_dict(), run_dir / BACKBONE)
     return summarize(read_log(run_dir), p)
+
+
+class _Window:
+    """Counts between two log lines: images (for throughput), skipped images, rejected and fallback crops."""
+
+    def __init__(self):
+        self.start, self.images, self.counts = time.perf_counter(), 0, dict.fromkeys(("skipped", "rejected", "fallbacks"), 0)
+
+    def add(self, images, batch):
+        self.images += images
+        for key in self.counts:
+            self.counts[key] += int(batch[key].sum())
+
+    def flush(self) -> dict:
+        out = {"images_per_s": self.images / max(time.perf_counter() - self.start, 1e-9), **self.counts}
+        self.__init__()
+        return out
+
+
+def save_snapshot(model, run_dir: Path, epoch: int, train_seconds: float):
+    """Keep the backbone after ``epoch`` with the training time so far (the points of Figure 5)."""
+    folder = Path(run_dir) / SNAPSHOTS
+    folder.mkdir(exist_ok=True)
+    atomic_save({"backbone": model.backbone.state_dict(), "epoch": epoch, "train_seconds": train_seconds},
+                folder / f"epoch{epoch:04d}.pt")
+
+
+def snapshots(run_dir) -> list[Path]:
+    """A run's backbone snapshots, oldest first."""
+    return sorted((Path(run_dir) / SNAPSHOTS).glob("epoch*.pt"))
 
 
 def summarize(records: list[dict], p: PretrainParams) -> dict:
@@ -179,4 +227,7 @@ def summarize(records: list[dict], p: PretrainParams) -> dict:
         "final_acc": float(np.mean([r["acc"] for r in last])) if last else None,
         "images_per_s": float(np.median([r["images_per_s"] for r in records])) if records else None,
         "skipped_images": int(sum(r["skipped"] for r in records)),
+        "rejected_crops": int(sum(r.get("rejected", 0) for r in records)),
+        "fallback_crops": int(sum(r.get("fallbacks", 0) for r in records)),
+        "train_seconds": records[-1].get("train_s") if records else None,
     }

@@ -43,12 +43,19 @@ def _labelled(name: str, pairs, classes) -> ImageSet:
 
 # ---------------------------------------------------------------- pretraining sets (Table 1)
 
+def imagenet(root: Path, split: str) -> ImageSet:
+    """ImageNet train or val as ImageFolder trees (val sorted into wnid folders, as torchvision's
+    ``ImageNet`` prepares it); labels index the sorted wnids."""
+    _check_split("imagenet", split, ("train", "val"))
+    folder = require(Path(root).absolute() / "imagenet" / split, "imagenet", f"imagenet/{split}/<wnid>/*.JPEG")
+    classes, class_to_idx = find_classes(folder)
+    samples = make_dataset(folder, class_to_idx, extensions=IMG_EXTENSIONS)
+    return _labelled(f"imagenet {split}", [(Path(p), y) for p, y in samples], classes)
+
+
 def imagenet_train(root: Path) -> ImageSet:
-    """ImageNet train as an ImageFolder tree; labels index the sorted wnids."""
-    train = require(Path(root).absolute() / "imagenet" / "train", "imagenet", "imagenet/train/<wnid>/*.JPEG")
-    classes, class_to_idx = find_classes(train)
-    samples = make_dataset(train, class_to_idx, extensions=IMG_EXTENSIONS)
-    return _labelled("imagenet train", [(Path(p), y) for p, y in samples], classes)
+    """ImageNet train, the source of IN-118K and IN-118K-LT."""
+    return imagenet(root, "train")
 
 
 def coco_train2017(root: Path) -> ImageSet:
@@ -198,8 +205,8 @@ def places365(root: Path, split: str) -> ImageSet:
 PRETRAIN_LOADERS = {"in118k": imagenet_train, "in118k_lt": imagenet_train, "coco": coco_train2017,
                     "oi118k": openimages_v4_train, "bdd100k": bdd100k_train}
 TARGET_LOADERS = {"cifar10": cifar10, "cars": stanford_cars, "food": food101, "pets": pets, "places": places365,
-                  "sun": sun397, "voc": voc2007}
+                  "sun": sun397, "voc": voc2007, "imagenet": imagenet}
 # (train, official val or None, test): with None the caller carves 20% of train as validation.
 TARGET_SPLITS = {"cifar10": ("train", None, "test"), "cars": ("train", None, "test"), "food": ("train", None, "test"),
                  "pets": ("trainval", None, "test"), "places": ("train", None, "val"), "sun": ("train", None, "test"),
-                 "voc": ("train", "val", "test")}
+                 "voc": ("train", "val", "test"), "imagenet": ("train", None, "val")}

@@ -218,6 +218,7 @@ PRETRAIN_TWINS = {  # name -> recipe; what each stands for
 
 TARGET_TWINS = {  # name -> number of classes
     "cifar10": 10, "cars": 12, "food": 10, "pets": 12, "places": 10, "sun": 12, "voc": 10,
+    "imagenet": len(UNIVERSE),  # linear classification of Tables 4 and 9: every object class, object-centric
 }
 
 
@@ -267,6 +268,8 @@ def generate_pretrain(name: str, n: int, seed: int = 0, size: int = SIZE) -> Ima
 def _target_image(name, rng, label, size):
     if name == "cifar10":  # object-centric, ten object classes of the universe
         return object_centric_image(rng, [0, 5, 9, 14, 18, 21, 24, 27, 30, 3][label], size)[0]
+    if name == "imagenet":
+        return object_centric_image(rng, label, size)[0]
     if name == "pets":  # object-centric, twelve classes that pair shapes and textures closely
         return object_centric_image(rng, [1, 2, 5, 6, 13, 14, 17, 18, 25, 26, 29, 30][label], size)[0]
     if name == "cars":  # fine-grained: three close body shapes x four paint patterns, one street backdrop
