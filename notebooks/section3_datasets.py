@@ -141,7 +141,7 @@ iou_logs = pretrain_logs(IOU, profile)
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
 thresholds = [float(k.split("< ")[1]) if "<" in k else 1.0 for k in iou_scores.index]
 axes[0].plot(thresholds, iou_scores.to_numpy(), "o-", lw=2)
-axes[0].set_xticks(thresholds, [k.replace("no constraint", "none") for k in iou_scores.index])
+axes[0].set_xticks(thresholds, [f"{t:g}" if t < 1 else "none" for t in thresholds])
 axes[0].set_xlabel("maximum IoU between the two views")
 axes[0].set_ylabel("VOC07 SVM mAP")
 axes[0].set_title("Figure 2: transfer versus the IoU ceiling")

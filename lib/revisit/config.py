@@ -221,8 +221,10 @@ def load_profile(name: str, root: Path | None = None) -> Profile:
         raise ParamsError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
     overrides = {kind: validate(cls, data.get(kind) or {}, f"{path} [{kind}]") for kind, cls in KINDS.items()}
     scale = data.get("scale") or {}
+    if not isinstance(scale, dict):
+        raise ParamsError(f"{path}: 'scale' must map parameter names to factors, got {scale!r}")
     numeric = _numeric_fields()
-    for key, factor in scale.items() if isinstance(scale, dict) else [("scale", scale)]:
+    for key, factor in scale.items():
         if key not in numeric:
             raise ParamsError(f"{path}: scale key {key!r} is not a numeric parameter; numeric keys: {sorted(numeric)}")
         if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 0 or (
@@ -286,7 +288,10 @@ def _scaled(key, value, factor):
     keeping the paper's ratio of EMA time constants in a run 50 times shorter.
     """
     if key == "momentum":
-        return round(1.0 - (1.0 - value) * factor, 12)
+        scaled = round(1.0 - (1.0 - value) * factor, 12)
+        if scaled < 0:
+            raise ParamsError(f"momentum {value} scaled by {factor} on 1 - m is negative; use a smaller factor")
+        return scaled
     if not value:
         return value
     return max(1, round(value * factor)) if isinstance(value, int) else round(value * factor, 12)

@@ -5,9 +5,10 @@ initialised as a copy and updated as an EMA; a queue of K keys kept as a buffer 
 checkpointed with the model. Multi-crop (Sec. 4.1): every anchor has 1 + N positives, encoded in
 one pass per resolution and matched with their own anchor; small crops never reach the momentum
 encoder or the queue. kNN-MoCo keeps a second queue, aligned with the first, of the momentum
-encoder's backbone features, and mines each positive's neighbours in it (Algorithm 1). Shuffle-BN is emulated on one device by encoding the shuffled key
-batch in ``bn_groups`` separate chunks, so no chunk's BN statistics contain both a query and
-its key (DESIGN.md: a plain permutation changes nothing on one device).
+encoder's backbone features, and mines each positive's neighbours in it (Algorithm 1).
+Shuffle-BN is emulated on one device by encoding the shuffled key batch in ``bn_groups``
+separate chunks, so no chunk's BN statistics contain both a query and its key (DESIGN.md: a
+plain permutation changes nothing on one device).
 """
 from __future__ import annotations
 
