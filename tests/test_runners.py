@@ -150,3 +150,13 @@ def test_batch_runs_one_section_and_rejects_an_unknown_one(smoke_runs):
                                                                    "linear/table7/autoaugment"]
     bad = revisit("batch", "--profile", "smoke", "--section", "section9", env=env)
     assert bad.returncode == 2 and "unknown section" in bad.stderr
+
+
+def test_stopping_a_child_run_ends_its_whole_process_group():
+    from revisit.batch import _stop
+
+    child = subprocess.Popen(["bash", "-c", "sleep 60 & sleep 60"], start_new_session=True)
+    grandchildren = psutil.Process(child.pid).children(recursive=True)
+    _stop(child, grace=5)
+    assert child.poll() is not None
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in grandchildren)

@@ -95,10 +95,10 @@ class Views:
         small = []
         for _ in range(self.small_crops):
             if self.min_overlap > 0:
-                box, n = constrained_crop(height, width, self.small_scale, self.ratio, anchor, self.min_overlap, rng,
-                                          self.overlap_tries)
+                box, n, fell_back = constrained_crop(height, width, self.small_scale, self.ratio, anchor,
+                                                     self.min_overlap, rng, self.overlap_tries)
                 rejected += n
-                fallbacks += self.overlap_tries is not None and n > self.overlap_tries
+                fallbacks += fell_back
             else:
                 box = sample_crop(height, width, self.small_scale, self.ratio, rng)
             small.append(self._positive(_resized(img, box, self.small_size), self.small_color))

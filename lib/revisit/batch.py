@@ -10,6 +10,8 @@ output in ``batch.log`` in its folder: on two cores this overlaps one run's sing
 """
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -131,9 +133,23 @@ def run_all(names, profile: Profile, echo=print, jobs: int = 1) -> Report:
                 raise RuntimeError("batch: no runnable run left; a dependency is missing from the plan")
     except BaseException:
         for _, _, proc in running.values():
-            proc.terminate()
+            _stop(proc)
         raise
     return report
+
+
+def _stop(proc: subprocess.Popen, grace: float = 10.0):
+    """End a child run and its kernel (its own process group): SIGTERM, then SIGKILL after ``grace`` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _execute_here(run: Run) -> str | None:
@@ -149,9 +165,10 @@ def _execute_here(run: Run) -> str | None:
 
 def _spawn(run: Run) -> subprocess.Popen:
     """Execute one run in a child ``revisit batch`` whose output goes to the run's ``batch.log``."""
-    log = open(run.dir / "batch.log", "a")  # noqa: SIM115 - the child owns it until it exits
-    return subprocess.Popen([sys.executable, "-m", "revisit.cli", "batch", "--profile", run.profile.name,
-                             run.experiment.name], stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+    with open(run.dir / "batch.log", "a") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([sys.executable, "-m", "revisit.cli", "batch", "--profile", run.profile.name,
+                                 run.experiment.name], stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
+                                start_new_session=True)
 
 
 def _finish(report: Report, run: Run, tag: str, start: float, error: str | None, echo):

@@ -76,7 +76,7 @@ class PretrainParams:
     small_crop_scale: tuple[float, float] = (0.05, 0.14)
     min_overlap: float = field(default=0.0, metadata=_range(0.0, 1.0))  # 0.2 = paper's CC, 0.1 = official code's
     overlap_tries: int | None = field(default=None, metadata=_range(1))  # None = resample until valid (paper); 10 = official
-    max_iou: float | None = field(default=None, metadata=_range(0.0, 1.0))  # Figures 2-3: IoU ceiling between views
+    max_iou: float | None = field(default=None, metadata=_range(1e-3, 1.0))  # Figures 2-3: IoU ceiling between views
     policy: str = field(default="standard", metadata=_choices(*POLICIES))  # Sec. 4.2: "mixed" = A+
     # Sec. 4.3 kNN-MoCo: weight lambda, k neighbours, where they are mined, how the loss starts
     nn_lambda: float = field(default=0.0, metadata=_range(0.0))

@@ -94,24 +94,28 @@ MAX_DRAWS = 10_000  # beyond this many candidates a constraint is taken as unsat
 
 
 def _first_valid(draw, valid, tries):
-    """Rejection sampling: the first candidate of ``draw(n)`` that ``valid`` accepts, and the number rejected.
+    """Rejection sampling: the first candidate of ``draw(n)`` that ``valid`` accepts, the number rejected,
+    and whether the sampler gave up.
 
-    ``tries`` = None keeps drawing until one passes (raises after ``MAX_DRAWS``); with a number, the
-    ``tries + 1``-th candidate is returned whatever it is (the official code's fallback).
+    ``tries`` = None keeps drawing until one passes (raises after ``MAX_DRAWS``); with a number, after
+    ``tries`` rejections one more candidate is drawn and kept unchecked (the official code's fallback).
     """
+    if tries is not None:
+        boxes = draw(tries + 1)
+        ok = valid(boxes[:tries])
+        if ok.any():
+            i = int(np.argmax(ok))
+            return tuple(int(v) for v in boxes[i]), i, False
+        return tuple(int(v) for v in boxes[-1]), tries, True
     drawn = 0
-    while True:
-        n = CANDIDATES if tries is None else tries + 1
-        boxes = draw(n)
+    while drawn < MAX_DRAWS:
+        boxes = draw(CANDIDATES)
         ok = valid(boxes)
         if ok.any():
             i = int(np.argmax(ok))
-            return tuple(int(v) for v in boxes[i]), drawn + i
-        if tries is not None:
-            return tuple(int(v) for v in boxes[-1]), drawn + n
-        drawn += n
-        if drawn >= MAX_DRAWS:
-            raise ValueError(f"no crop satisfied the constraint in {drawn} draws; loosen it")
+            return tuple(int(v) for v in boxes[i]), drawn + i, False
+        drawn += CANDIDATES
+    raise ValueError(f"no crop satisfied the constraint in {drawn} draws; loosen it")
 
 
 def sample_constrained_crop(height, width, scale, ratio, anchor, min_overlap, rng=None, tries=None):
@@ -121,12 +125,12 @@ def sample_constrained_crop(height, width, scale, ratio, anchor, min_overlap, rn
     ``min_overlap`` = 0.2). ``tries`` = 10 with ``min_overlap`` = 0.1 is the official code's variant,
     which gives up after 10 rejections and keeps an unconstrained crop.
     """
-    box, _ = constrained_crop(height, width, scale, ratio, anchor, min_overlap, rng, tries)
+    box, _, _ = constrained_crop(height, width, scale, ratio, anchor, min_overlap, rng, tries)
     return box
 
 
 def constrained_crop(height, width, scale, ratio, anchor, min_overlap, rng=None, tries=None):
-    """``sample_constrained_crop`` plus the number of rejected candidates (> ``tries`` means it fell back)."""
+    """``sample_constrained_crop`` plus the number of rejected candidates and whether it fell back."""
     rng = np.random.default_rng() if rng is None else rng
     return _first_valid(lambda n: sample_crops(n, height, width, scale, ratio, rng),
                         lambda boxes: overlap_fraction(boxes, anchor) >= min_overlap, tries)
@@ -138,7 +142,7 @@ def iou_constrained_pair(height, width, scale, ratio, max_iou, rng=None):
     Both crops are redrawn together: with a large first crop no second crop may satisfy the ceiling.
     """
     rng = np.random.default_rng() if rng is None else rng
-    pair, rejected = _first_valid(
+    pair, rejected, _ = _first_valid(
         lambda n: np.concatenate([sample_crops(n, height, width, scale, ratio, rng),
                                   sample_crops(n, height, width, scale, ratio, rng)], axis=1),
         lambda pairs: box_iou(pairs[:, :4], pairs[:, 4:]) < max_iou, None)

@@ -82,7 +82,7 @@ class MoCo(nn.Module):
         self.nn_k, self.nn_features = nn_k, nn_features
         self.register_buffer("queue", F.normalize(torch.randn(dim, queue_size), dim=0))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
-        if nn_k:
+        if nn_k and nn_features == "backbone":
             self.register_buffer("queue_g", F.normalize(torch.randn(backbone.feature_dim, queue_size), dim=0))
 
     @property
@@ -135,16 +135,17 @@ class MoCo(nn.Module):
             k, k_g = self.encode_keys(anchor)
         loss, logits = info_nce(q, k, self.queue.clone().detach(), self.temperature)
         loss_nn = torch.zeros((), device=loss.device)
+        keys_g = k_g if hasattr(self, "queue_g") else None  # only kNN-MoCo mining on backbone features keeps them
         if enqueue_first:
-            self.enqueue(k, k_g if self.nn_k else None)
+            self.enqueue(k, keys_g)
         if nn_weight:
             queue = self.queue.clone().detach()
             if self.nn_features == "backbone":
-                mine_q, bank = F.normalize(feats, dim=-1).flatten(0, 1), self.queue_g.clone().detach()
+                mine_q, bank = F.normalize(feats, dim=-1).flatten(0, 1), self.queue_g  # read-only, no gradient
             else:
                 mine_q, bank = q.flatten(0, 1), queue
             loss_nn = knn_loss(mine_q, bank, q.flatten(0, 1) @ queue, self.nn_k, self.temperature)
             loss = loss + nn_weight * loss_nn
         if not enqueue_first:
-            self.enqueue(k, k_g if self.nn_k else None)
+            self.enqueue(k, keys_g)
         return loss, logits, loss_nn

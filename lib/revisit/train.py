@@ -169,7 +169,8 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
                 if (step + 1) % p.log_every == 0 or step + 1 == steps_per_epoch:
                     record = {"epoch": epoch, "step": global_step + 1, "loss": loss.item(), "loss_nn": loss_nn.item(),
                               "nn_weight": nn_weight, "acc": (logits.argmax(1) == 0).float().mean().item(), "lr": lr,
-                              "train_s": train_seconds + time.perf_counter() - epoch_start, **window.flush()}
+                              "train_s": train_seconds + time.perf_counter() - epoch_start,
+                              **window.flush(device if world > 1 else None)}
                     log.write(json.dumps(record) + "\n")
                     log.flush()
                     bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['acc']:.2f}",
@@ -198,8 +199,14 @@ class _Window:
         for key in self.counts:
             self.counts[key] += int(batch[key].sum())
 
-    def flush(self) -> dict:
-        out = {"images_per_s": self.images / max(time.perf_counter() - self.start, 1e-9), **self.counts}
+    def flush(self, device=None) -> dict:
+        """The window's figures, then a new window; with ``device``, counts are summed over all processes."""
+        counts = dict(self.counts)
+        if device is not None:
+            total = torch.tensor(list(counts.values()), device=device)
+            dist.all_reduce(total)
+            counts = dict(zip(counts, total.tolist()))
+        out = {"images_per_s": self.images / max(time.perf_counter() - self.start, 1e-9), **counts}
         self.__init__()
         return out
 
