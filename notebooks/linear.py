@@ -30,22 +30,18 @@ import dataclasses
 import pandas as pd
 import torch
 
-from revisit.backbones import build_backbone, load_backbone
+from revisit.backbones import build_backbone, evaluated_backbone
 from revisit.config import load_profile
 from revisit.evaluations import evaluate
 from revisit.runs import METRICS, plan, write_json_atomic
-from revisit.train import BACKBONE, snapshots
+from revisit.train import snapshots
 
 run = plan(experiment, load_profile(profile))
 p = run.params
 device = "cuda" if torch.cuda.is_available() else "cpu"
 if p.threads:
     torch.set_num_threads(p.threads)
-if run.needs is None:
-    torch.manual_seed(p.seed)
-    backbone, source = build_backbone(p.arch, p.width), "random initialisation"
-else:
-    backbone, source = load_backbone(run.needs.dir / BACKBONE, p.arch, p.width), run.needs.dir
+backbone, source = evaluated_backbone(run)
 print(f"{run.experiment.title} | profile {profile} | backbone: {source}")
 
 # %%

@@ -17,8 +17,8 @@
 # Section 3 showed that MoCo-v2 works on scene-centric data. Section 4 keeps MoCo and adds
 # invariances. Table 4 stacks them one by one on a 200-epoch COCO model: multi-crop (MC), constrained
 # multi-crop (CC), a lower key-encoder momentum (m↓), stronger augmentations (A+, {doc}`section4_2_augment`)
-# and nearest-neighbour positives (NN, Sec. 4.3). This page covers the cropping steps and the whole
-# of Table 4's classification columns.
+# and nearest-neighbour positives (NN, Sec. 4.3). This page covers the cropping steps, the whole of
+# Table 4, and what multi-crop does to dense features (Tables 5-6, Figures 6 and S2-S4).
 #
 # **Multi-crop** adds N = 4 small crops (5-14% of the image, 96 px) to the two default crops, which
 # shrink to 160 px. The small crops are positives only: they never reach the momentum encoder or the
@@ -40,7 +40,8 @@ from revisit import paper, plots
 from revisit.config import load_profile
 from revisit.crops import sample_crop, sample_crops
 from revisit.data import DatasetNotFoundError, pretrain_images
-from revisit.results import linear_scores, pretrain_logs, pretrain_metrics, snapshot_scores, with_deltas
+from revisit.results import (beside, constant_floors, floor_summary, linear_scores, pretrain_logs, pretrain_metrics,
+                             snapshot_scores, transfer_details, transfer_results, transfer_scores)
 from revisit.runs import plan
 
 PROFILE = os.environ.get("REVISIT_PROFILE", "cpu")
@@ -52,6 +53,8 @@ ADDED = {"MoCo+MC": "+MC", "MoCo+MC+CC": "+CC", "MoCo+MC+CC+m_low": "+m↓", "Mo
 PRETRAIN = {label: f"pretrain/coco200/{name}" for label, name in STEPS.items()}
 LINEAR = {"rand_init": "linear/table4/random_init", **{label: f"linear/table4/{name}" for label, name in STEPS.items()}}
 EVALUATIONS = ("voc_svm", "imagenet_sgd", "places_sgd")
+TRANSFER = {"rand_init": "transfer/table4/random_init", **{label: f"transfer/table4/{name}" for label, name in STEPS.items()}}
+DENSE = ("voc_seg", "cityscapes_seg", "nyud_seg")
 PAPER_COLUMNS = {"VOC_cls_mAP": "VOC SVM", "ImageNet_acc": "ImageNet", "Places_acc": "Places (SGD)"}
 
 # %% tags=["remove-input"]
@@ -86,30 +89,25 @@ except DatasetNotFoundError as err:
     display(Markdown(f"COCO is missing at this profile: {str(err).splitlines()[0]}"))
 
 # %% [markdown]
-# ## Table 4: ablation of the components (classification columns)
+# ## Table 4: ablation of the components
 #
-# Each model is evaluated with frozen features, as in the paper. *VOC SVM* trains one linear SVM per
-# class on L2-normalised features of VOC07 trainval and reports test mAP. *ImageNet* and *Places*
-# train a linear layer with SGD on augmented views and report top-1 accuracy (App. A.2). Brackets
-# give the difference to MoCo, as the paper prints it. The paper leaves the random-initialisation
-# cells of these columns empty; ours are the floor. The segmentation columns of Table 4 (VOC,
-# Cityscapes, NYUD) come from the dense-transfer protocols, which are not in the book yet; the paper's values
-# are listed under the table.
+# The first three columns finetune the whole network for semantic segmentation (VOC, Cityscapes,
+# NYUD; App. A.3-A.5, `revisit.finetune`). The other three use frozen features: *VOC SVM* trains one
+# linear SVM per class on L2-normalised features of VOC07 trainval and reports test mAP; *ImageNet* and
+# *Places* train a linear layer with SGD on augmented views and report top-1 accuracy (App. A.2).
+# Brackets give the difference to MoCo, as the paper prints them. The paper leaves the
+# random-initialisation cells of the classification columns empty; ours are the floor.
 
 # %% tags=["remove-input"]
-ours = linear_scores(LINEAR, profile, EVALUATIONS)
-ref_full = paper.table("table4_ablation")
-ref = ref_full[list(PAPER_COLUMNS)].rename(columns=PAPER_COLUMNS).reindex(ours.index)
-both = pd.concat({"ours": with_deltas(ours, "MoCo"), "paper": with_deltas(ref, "MoCo")})
-both = both.swaplevel().reindex(pd.MultiIndex.from_product([ours.index, ["ours", "paper"]]))
-both.loc[("rand_init", "paper")] = "-"
-display(both.style.set_caption(f"Table 4, classification columns, at profile '{profile.name}' (ours) beside the paper"))
+ours = pd.concat([transfer_scores(TRANSFER, profile, DENSE), linear_scores(LINEAR, profile, EVALUATIONS)], axis=1)
+ref = paper.table("table4_ablation").rename(columns=PAPER_COLUMNS)[list(ours.columns)].reindex(ours.index)
+display(beside(ours, ref, "MoCo").style.set_caption(
+    f"Table 4 at profile '{profile.name}' (ours) beside the paper"))
+display(Markdown(floor_summary(ours[list(ours.columns[:3])], constant_floors(TRANSFER, profile, DENSE))))
 missing = int(ours.isna().sum().sum())
 if missing:
     display(Markdown(f"**{missing} cells are missing**: their runs have not finished at profile `{profile.name}`. "
                      f"Run `revisit batch --profile {profile.name} --section section4_1`."))
-display(ref_full[["VOC_seg", "Cityscapes_seg", "NYUD_seg"]].style.format(precision=1, na_rep="-").set_caption(
-    "Table 4, segmentation columns (paper only: measured by the dense-transfer protocols, not yet in this book)"))
 
 # %% [markdown]
 # The same numbers as gains over MoCo after each step. In the paper every step adds a little on
@@ -126,9 +124,85 @@ better = (steps.iloc[1:] > steps.loc["MoCo"]).sum(axis=1)
 floor = (steps > ours.loc["rand_init"]).sum(axis=1)
 display(Markdown(
     "Steps that raise each column over the previous row: " +
-    ", ".join(f"{ADDED[k]} {v}/3" for k, v in ups.items()) + ".  \n"
-    "Rows above MoCo: " + ", ".join(f"{k} {v}/3" for k, v in better.items()) + ".  \n"
-    "Rows above random initialisation: " + ", ".join(f"{k} {v}/3" for k, v in floor.items()) + "."))
+    ", ".join(f"{ADDED[k]} {v}/{ours.shape[1]}" for k, v in ups.items()) + ".  \n"
+    "Rows above MoCo: " + ", ".join(f"{k} {v}/{ours.shape[1]}" for k, v in better.items()) + ".  \n"
+    "Rows above random initialisation: " + ", ".join(f"{k} {v}/{ours.shape[1]}" for k, v in floor.items()) + "."))
+
+# %% [markdown]
+# ## Dense features without finetuning: Tables 5 and 6
+#
+# The paper argues that multi-crop makes the representation describe every region of the scene, not
+# only its most discriminative part. Two frozen-feature tasks test this on MoCo and MoCo + MC (the
+# 200-epoch models above). **DAVIS-2017 video instance segmentation** (Table 5) propagates the first
+# frame's object masks through the video by nearest neighbours between frames (Jabri et al.'s protocol,
+# `revisit.propagation`) and scores region similarity J and boundary accuracy F as the official
+# DAVIS evaluation does (`revisit.metrics.davis_j`, `davis_f`). **Semantic segment retrieval** on VOC
+# (Table 6) cuts each image into 15 K-means regions of its dilated-ResNet features and labels every
+# val region with its nearest train region (`revisit.retrieval`); mIoU over all 21 classes and over 7.
+# DenseCL, MAST, STC, SegSort and the hypercolumn method are other methods: the paper's numbers only.
+
+# %% tags=["remove-input"]
+PAIR = {"MoCo": TRANSFER["MoCo"], "MoCo+MC": TRANSFER["MoCo+MC"]}
+davis = transfer_details(PAIR, profile, "davis", {"J_mean": "J_mean", "F_mean": "F_mean"})
+retrieval = transfer_details(PAIR, profile, "voc_retrieval", {"value": "classes_7", "mIoU_21": "classes_21"})
+ref5, ref6 = paper.table("table5_davis"), paper.table("table6_retrieval")
+display(beside(davis, ref5[["J_mean", "F_mean"]], "MoCo").style.set_caption(
+    f"Table 5: DAVIS-2017 label propagation, profile '{profile.name}' (ours) beside the paper"))
+display(beside(retrieval, ref6, "MoCo").style.set_caption(
+    f"Table 6: VOC segment retrieval (mIoU), profile '{profile.name}' (ours) beside the paper"))
+display(pd.concat([ref5.drop(index=list(PAIR)), ref6.drop(index=list(PAIR))]).style.format(
+    precision=1, na_rep="-").set_caption("Other methods in Tables 5-6 (paper only; not trained here)"))
+if davis.isna().any().any() or retrieval.isna().any().any():
+    display(Markdown(f"**Cells are missing**: run `revisit batch --profile {profile.name} --section section4_1`."))
+
+# %% [markdown]
+# ## Figures 6 and S2: class activation maps
+#
+# A linear classifier on the frozen, pooled features of each model (ImageNet, or its object-centric
+# twin), then CAM_c = sum_k w_ck f_k over the last block's feature maps for the image's true class,
+# min-max normalised (`revisit.cams`). The paper's multi-crop CAMs cover the whole object, the
+# two-crop ones a few discriminative parts.
+
+# %% tags=["remove-input"]
+def _npz(name, file):
+    path = plan(name, profile).dir / file
+    return dict(np.load(path)) if path.is_file() else None
+
+
+cams = {"MoCo (two-crop)": _npz(PAIR["MoCo"], "cams.npz"), "MoCo + MC (multi-crop)": _npz(PAIR["MoCo+MC"], "cams.npz")}
+if all(v is not None for v in cams.values()):
+    plots.class_activation_maps(cams)
+    accuracy = transfer_details(PAIR, profile, "cams", {"value": "top-1"})
+    display(Markdown("Top-1 of the linear classifiers behind the maps: " +
+                     ", ".join(f"{k} {v:.1f}%" for k, v in accuracy["top-1"].items()) + "."))
+else:
+    display(Markdown(f"No CAMs at profile `{profile.name}` yet."))
+
+# %% [markdown]
+# ## Figure S3: propagated masks
+#
+# One video of the DAVIS run of MoCo + MC: the annotated first frame, then the masks carried forward
+# by label propagation (bottom) against the ground truth (top).
+
+# %% tags=["remove-input"]
+example = _npz(PAIR["MoCo+MC"], "davis_example.npz")
+if example is not None:
+    plots.propagated_masks(example)
+else:
+    display(Markdown(f"No propagated video at profile `{profile.name}` yet."))
+
+# %% [markdown]
+# ## Figure S4: retrieved segments
+#
+# Query regions of val images (left, outlined) and the train regions nearest to them, with their
+# classes, for MoCo + MC.
+
+# %% tags=["remove-input"]
+found = _npz(PAIR["MoCo+MC"], "retrieval_examples.npz")
+if found is not None:
+    plots.retrieved_segments(found)
+else:
+    display(Markdown(f"No retrievals at profile `{profile.name}` yet."))
 
 # %% [markdown]
 # ## Training: loss, throughput and the constraint's cost

@@ -17,8 +17,8 @@
 # The paper retrains the final models for 800 epochs on COCO and compares them with MoCo, DenseCL
 # (dense contrastive learning) and VirTex (pretrained on COCO captions). Its conclusions: each
 # invariance of Sec. 4.1-4.3 still adds to MoCo after long training, and the result is better
-# balanced across tasks than DenseCL. We train the four MoCo rows of Table 9 and evaluate their
-# classification columns. DenseCL and VirTex are other methods; the book lists the paper's numbers
+# balanced across tasks than DenseCL. We train the four MoCo rows of Table 9 and evaluate every
+# column. DenseCL and VirTex are other methods; the book lists the paper's numbers
 # for them but does not train them.
 
 # %% tags=["remove-cell"]
@@ -29,14 +29,17 @@ from IPython.display import Markdown, display
 
 from revisit import paper, plots
 from revisit.config import load_profile
-from revisit.results import linear_scores, pretrain_metrics, with_deltas
+from revisit.results import beside, constant_floors, floor_summary, linear_scores, pretrain_metrics, transfer_scores
 from revisit.runs import plan
 
 PROFILE = os.environ.get("REVISIT_PROFILE", "cpu")
 profile = load_profile(PROFILE)
 ROWS = {"MoCo": "moco", "MoCo+CC": "cc", "MoCo+CC+A+": "cc_aplus", "MoCo+CC+A++kNN": "cc_aplus_nn"}
 LINEAR = {"rand_init": "linear/table4/random_init", **{k: f"linear/table9/{v}" for k, v in ROWS.items()}}
+EVALUATIONS = ("voc_svm", "imagenet_sgd", "places_sgd")
 PAPER_COLUMNS = {"VOC_cls_mAP": "VOC SVM", "ImageNet_acc": "ImageNet", "Places_acc": "Places (SGD)"}
+TRANSFER = {"rand_init": "transfer/table4/random_init", **{k: f"transfer/table9/{v}" for k, v in ROWS.items()}}
+DENSE = ("voc_seg", "cityscapes_seg", "nyud_seg", "davis", "nyud_depth")
 
 # %% tags=["remove-input"]
 p = plan("pretrain/coco800/cc", profile).params
@@ -44,26 +47,22 @@ display(Markdown(f"**Numbers on this page: profile `{profile.name}`.** {profile.
                  f"Here: {p.epochs} epochs (800 in the paper), four times Table 4's length."))
 
 # %% [markdown]
-# ## Table 9: classification columns
+# ## Table 9
 #
-# Same protocols as Table 4: VOC07 SVM mAP and the SGD linear layer on ImageNet and Places. Brackets
-# give the difference to MoCo. The random-initialisation row is Table 4's (the paper leaves these cells
-# empty). The dense columns (segmentation, DAVIS, depth) come from the dense-transfer protocols, which
-# are not in the book yet; the paper's values are listed below.
+# The protocols of Tables 3 and 4: segmentation finetuned end to end on VOC, Cityscapes and NYUD,
+# DAVIS-2017 label propagation with frozen features (J&F), NYUD depth (rmse in metres, lower is
+# better), the VOC07 SVM and the SGD linear layer on ImageNet and Places. Brackets give the
+# difference to MoCo. The random-initialisation row is Table 4's, with DAVIS and depth added (the
+# paper leaves its classification cells empty).
 
 # %% tags=["remove-input"]
-ours = linear_scores(LINEAR, profile, ("voc_svm", "imagenet_sgd", "places_sgd"))
-ref_full = paper.table("table9_sota")
-ref = ref_full[list(PAPER_COLUMNS)].rename(columns=PAPER_COLUMNS)
-both = pd.concat({"ours": with_deltas(ours, "MoCo"), "paper": with_deltas(ref.reindex(ours.index), "MoCo")})
-both = both.swaplevel().reindex(pd.MultiIndex.from_product([ours.index, ["ours", "paper"]]))
-both.loc[("rand_init", "paper")] = "-"
-display(both.style.set_caption(f"Table 9, classification columns, profile '{profile.name}' (ours) beside the paper"))
-display(ref.loc[["DenseCL", "VirTex"]].style.format(precision=1).set_caption(
+ours = pd.concat([transfer_scores(TRANSFER, profile, DENSE), linear_scores(LINEAR, profile, EVALUATIONS)], axis=1)
+ref = paper.table("table9_sota").rename(columns=PAPER_COLUMNS)[list(ours.columns)]
+display(beside(ours, ref, "MoCo", {"NYUD_depth_rmse": 3}).style.set_caption(
+    f"Table 9, profile '{profile.name}' (ours) beside the paper"))
+display(ref.loc[["DenseCL", "VirTex"]].style.format(precision=1).format({"NYUD_depth_rmse": "{:.3f}"}).set_caption(
     "Other methods in Table 9 (paper only; not trained here)"))
-display(ref_full[["VOC_seg", "Cityscapes_seg", "NYUD_seg", "DAVIS_JF", "NYUD_depth_rmse"]].style.format(
-    {"VOC_seg": "{:.1f}", "Cityscapes_seg": "{:.1f}", "NYUD_seg": "{:.1f}", "DAVIS_JF": "{:.1f}",
-     "NYUD_depth_rmse": "{:.3f}"}, na_rep="-").set_caption("Table 9, dense columns (paper only: dense-transfer protocols, not yet in this book)"))
+display(Markdown(floor_summary(ours[list(ours.columns[:5])], constant_floors(TRANSFER, profile, DENSE))))
 if ours.isna().any().any():
     display(Markdown(f"**Missing cells**: run `revisit batch --profile {profile.name} --section section4_4`."))
 
@@ -76,7 +75,7 @@ if not ours.isna().any().any():
     display(Markdown(
         "Gains over MoCo after 800 (paper) epochs on the twins: " +
         "; ".join(f"{row} {', '.join(f'{v:+.1f}' for v in gains.loc[row])}" for row in gains.index) +
-        " (VOC SVM, ImageNet, Places). The paper's rows all gain on every column."))
+        f" ({', '.join(ours.columns)}; for depth a negative difference is a gain). The paper's rows all gain on every column."))
 
 # %% [markdown]
 # ## 200 versus 800 epochs

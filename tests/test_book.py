@@ -29,6 +29,14 @@ def test_book_builds_at_smoke_profile_with_table2(smoke_runs, tmp_path):
     assert "Table 4" in table4 and "85.1" in table4 and "cells are missing" not in table4  # paper's +NN VOC mAP
     table7 = (tmp_path / "_build" / "html" / "notebooks" / "section4_2_augment.html").read_text()
     assert "Table 7" in table7 and "79.9" in table7 and "Missing cells" not in table7
+    assert "Table 3 at profile" in page and "Detection backend: <strong>torchvision" in page
+    for table in ("Table 5: DAVIS-2017", "Table 6: VOC segment retrieval", "Figure S4"):
+        assert table in table4
+    assert "are missing" not in table4
+    table9 = (tmp_path / "_build" / "html" / "notebooks" / "section4_4_sota.html").read_text()
+    assert "Table 9, profile" in table9 and "Missing cells" not in table9
+    s1 = (tmp_path / "_build" / "html" / "notebooks" / "appendix_c_size.html").read_text()
+    assert "Table S1 at profile" in s1 and "are missing" not in s1 and "75.0" in s1  # paper's IN-118K x8 VOC
 
 
 def test_a_failing_notebook_fails_the_build(tmp_path):

@@ -32,7 +32,7 @@ def test_batch_executes_the_book_runs_in_dependency_order(smoke_runs):
     order = [ln.split()[1] for ln in lines]
     assert order.index("pretrain/moco_coco_400ep") < order.index("linear/table2_coco")
     n = len(book_runs())
-    assert n >= 24  # Section 3 (9), Table 4 (13), Table 7 (2)
+    assert n >= 80  # Sections 3-4 and Appendix C: pretraining, linear and dense-transfer runs
     assert f"{n} run, 0 already done, 0 failed" in proc.stdout
     dirs = run_dirs(root)
     assert len(dirs) == n
@@ -140,6 +140,23 @@ def test_sec4_runs_record_their_protocols_and_views(smoke_runs):
     assert any(r["loss_nn"] > 0 for r in records) and sum(r["rejected"] for r in records) > 0
     params = yaml.safe_load((pretrain / "params.yaml").read_text())["params"]
     assert params["small_crops"] == 4 and params["policy"] == "mixed" and params["momentum"] == 0.95
+
+
+def test_transfer_runs_record_every_task_and_the_figures_material(smoke_runs):
+    root, _, _ = smoke_runs
+    dirs = run_dirs(root)
+    table3 = next(d for d in dirs if d.name.startswith("transfer__table3__coco--"))
+    metrics = json.loads((table3 / "metrics.json").read_text())["tasks"]
+    assert set(metrics) == {"voc_seg", "cityscapes_seg", "nyud_seg", "voc_det", "davis", "nyud_depth"}
+    assert all(0 <= metrics[t]["value"] <= 100 for t in metrics if t != "nyud_depth")
+    assert metrics["nyud_depth"]["value"] > 0 and metrics["voc_det"]["details"]["backend"] == "torchvision"
+    assert sorted(p.stem for p in (table3 / "tasks").glob("*.json")) == sorted(metrics)
+    mc = next(d for d in dirs if d.name.startswith("transfer__table4__mc--"))
+    for figure in ("cams.npz", "davis_example.npz", "retrieval_examples.npz"):
+        assert (mc / figure).is_file(), figure
+    assert list((mc / "davis").glob("*/*.png"))  # DAVIS results layout: <sequence>/<frame>.png
+    params = yaml.safe_load((mc / "params.yaml").read_text())
+    assert params["pretrain_run"].startswith("pretrain__coco200__mc--")
 
 
 def test_batch_runs_one_section_and_rejects_an_unknown_one(smoke_runs):

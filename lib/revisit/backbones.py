@@ -12,6 +12,7 @@ from torchvision.models import resnet50
 from torchvision.models.resnet import BasicBlock
 
 ARCHS = ("resnet50", "resnet_small")
+BACKBONE = "backbone.pt"  # what a pretraining run leaves in its folder
 
 
 class SmallResNet(nn.Module):
@@ -51,6 +52,50 @@ class TorchvisionResNet50(nn.Module):
         return self.net(x)
 
 
+def stages(backbone: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
+    """``(stem, [layer1, layer2, layer3, layer4])`` of either backbone: the dense protocols' view of it."""
+    if isinstance(backbone, SmallResNet):
+        return backbone.stem, list(backbone.layers)
+    net = backbone.net
+    return nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool), [net.layer1, net.layer2, net.layer3, net.layer4]
+
+
+def _dilate(stage: nn.Module, dilation: int, previous: int) -> None:
+    """Stride 1 and dilation ``dilation`` for one stage, in place, as torchvision's
+    ``replace_stride_with_dilation`` does (the first block keeps the previous stage's dilation)."""
+    for i, block in enumerate(stage.children()):
+        for module in block.modules():
+            if isinstance(module, nn.Conv2d) and module.stride == (2, 2):
+                module.stride = (1, 1)
+            if isinstance(module, nn.Conv2d) and module.kernel_size == (3, 3):
+                d = previous if i == 0 else dilation
+                module.dilation, module.padding = (d, d), (d, d)
+
+
+class FeatureMap(nn.Module):
+    """Spatial features of a backbone (no pooling): stem and stages up to ``depth`` (4 = layer4).
+
+    ``dilate`` names stages run at stride 1 with dilation 2, 4, ...: ``(4,)`` is the dilated ResNet
+    of App. A.3/A.7 (output stride 16 for ResNet-50), ``(3, 4)`` with ``depth=3`` the stride-8 res4
+    features of Jabri et al.'s label propagation. It holds a copy of ``backbone``'s weights.
+    """
+
+    def __init__(self, backbone: nn.Module, depth: int = 4, dilate: tuple[int, ...] = (4,)):
+        super().__init__()
+        import copy
+
+        stem, layers = stages(copy.deepcopy(backbone))
+        dilation = 1
+        for stage in sorted(dilate):
+            _dilate(layers[stage - 1], 2 * dilation, dilation)
+            dilation *= 2
+        self.stem, self.layers = stem, nn.Sequential(*layers[:depth])
+        self.channels = [m for m in layers[depth - 1].modules() if isinstance(m, nn.BatchNorm2d)][-1].num_features
+
+    def forward(self, x):
+        return self.layers(self.stem(x))
+
+
 def build_backbone(arch: str, width: int = 32) -> nn.Module:
     """A randomly initialised backbone by name (see ``ARCHS``)."""
     if arch == "resnet50":
@@ -65,3 +110,13 @@ def load_backbone(path, arch: str, width: int = 32, map_location="cpu") -> nn.Mo
     net = build_backbone(arch, width)
     net.load_state_dict(torch.load(path, map_location=map_location, weights_only=True))
     return net
+
+
+def evaluated_backbone(run) -> tuple[nn.Module, str]:
+    """The backbone an evaluation run (linear or transfer) works on, and where it came from: its
+    pretraining run's ``backbone.pt``, or a random initialisation seeded by the run's params."""
+    p = run.params
+    if run.needs is None:
+        torch.manual_seed(p.seed)
+        return build_backbone(p.arch, p.width), "random initialisation"
+    return load_backbone(run.needs.dir / BACKBONE, p.arch, p.width), str(run.needs.dir)

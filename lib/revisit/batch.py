@@ -26,7 +26,8 @@ import yaml
 from .config import PROJECT_ROOT, Profile, params_root
 from .runs import ERROR, Run, plan, prepare
 
-NOTEBOOKS = {"pretrain": PROJECT_ROOT / "notebooks" / "pretrain.py", "linear": PROJECT_ROOT / "notebooks" / "linear.py"}
+NOTEBOOKS = {"pretrain": PROJECT_ROOT / "notebooks" / "pretrain.py", "linear": PROJECT_ROOT / "notebooks" / "linear.py",
+             "transfer": PROJECT_ROOT / "notebooks" / "transfer.py"}
 
 
 def book_experiments(root: Path | None = None) -> dict[str, list[str]]:

@@ -35,6 +35,9 @@ TARGETS = ("cifar10", "cars", "food", "pets", "places", "sun", "voc")  # Table 2
 EVALUATIONS = TARGETS + ("voc_svm", "imagenet_sgd", "places_sgd")
 TARGET_SETS = TARGETS + ("imagenet",)  # every classification dataset an evaluation reads
 POLICIES = ("standard", "autoaugment", "mixed")
+# Dense transfer (App. A.3-A.7): finetuned segmentation / depth / detection, frozen-feature DAVIS
+# propagation and VOC segment retrieval, and the class activation maps of Figures 6 and S2.
+DENSE_TASKS = ("voc_seg", "cityscapes_seg", "nyud_seg", "nyud_depth", "voc_det", "davis", "voc_retrieval", "cams")
 
 
 class ParamsError(ValueError):
@@ -122,7 +125,35 @@ class LinearParams:
     threads: int = field(default=0, metadata=_range(0))  # torch intra-op threads; 0 = torch's default
 
 
-KINDS = {"pretrain": PretrainParams, "linear": LinearParams}
+@dataclass(frozen=True)
+class TransferParams:
+    """Dense transfer of a pretrained backbone (App. A.3-A.7); each task's recipe is the paper's
+    (``revisit.finetune.PROTOCOLS``, ``revisit.detection``, ``revisit.propagation``,
+    ``revisit.retrieval``), and the fields below only rescale it for a profile."""
+
+    pretrain: str | None = None  # experiment name under params/; None = random init
+    tasks: tuple[str, ...] = field(default=DENSE_TASKS[:6], metadata=_choices(*DENSE_TASKS))
+    source: str = field(default="real", metadata=_choices("real", "twin"))
+    arch: str = field(default="resnet50", metadata=_choices("resnet50", "resnet_small"))
+    width: int = field(default=32, metadata=_range(4, 512))
+    schedule: float = field(default=1.0, metadata=_range(0.0))  # x every recipe's epochs / iterations
+    resolution: float = field(default=1.0, metadata=_range(0.0))  # x every recipe's input sizes (crops, 512, 800)
+    lr_scale: float = field(default=1.0, metadata=_range(0.0))  # x every recipe's learning rate
+    head_channels: int = field(default=256, metadata=_range(1))  # FCN / ASPP width
+    resize: int | None = field(default=None, metadata=_range(8))  # short side of every image first; None = native
+    det_batch_size: int = field(default=16, metadata=_range(1))
+    train_images: int | None = field(default=None, metadata=_range(1))  # None = the official split
+    test_images: int | None = field(default=None, metadata=_range(1))
+    videos: int | None = field(default=None, metadata=_range(1))  # DAVIS-2017 val: 30
+    video_frames: int = field(default=12, metadata=_range(3))  # twins only
+    cam_size: int = field(default=224, metadata=_range(8))  # CAMs: the linear classifier's input (App. A.2 size)
+    cam_images: int = field(default=8, metadata=_range(1))  # images whose CAMs are kept for the figures
+    workers: int = field(default=8, metadata=_range(0))
+    seed: int = 0
+    threads: int = field(default=0, metadata=_range(0))  # torch intra-op threads; 0 = torch's default
+
+
+KINDS = {"pretrain": PretrainParams, "linear": LinearParams, "transfer": TransferParams}
 
 
 def _check_value(source, key, value, hint, meta):

@@ -97,8 +97,12 @@ def ablation_steps(ours: pd.DataFrame, paper: pd.DataFrame, reference: str, axes
     Rows are the steps in order (e.g. MoCo, +MC, +CC, ...); a rising line means each addition helped.
     """
     cols = list(ours.columns)
-    if axes is None:
-        _, axes = plt.subplots(1, len(cols), figsize=(4.6 * len(cols), 3.9), sharey=False)
+    if axes is None:  # three panels a row
+        rows, per_row = -(-len(cols) // 3), min(3, len(cols))
+        _, axes = plt.subplots(rows, per_row, figsize=(4.6 * per_row, 3.9 * rows), sharey=False, squeeze=False)
+        for extra in axes.flat[len(cols):]:
+            extra.remove()
+        axes = axes.flat[:len(cols)]
     steps = list(ours.index)
     short = [steps[0]] + [f"+{s[len(prev) + 1:]}" if s.startswith(prev + "+") else s for prev, s in zip(steps, steps[1:])]
     for ax, col in zip(np.atleast_1d(axes), cols):
@@ -113,3 +117,78 @@ def ablation_steps(ours: pd.DataFrame, paper: pd.DataFrame, reference: str, axes
     np.atleast_1d(axes)[0].legend()
     np.atleast_1d(axes)[0].figure.tight_layout()
     return axes
+
+
+def class_activation_maps(rows: dict, columns: int = 8):
+    """Figures 6 / S2: each row one model's CAMs over the same images (``{label: cams.npz contents}``)."""
+    from .cams import overlay
+
+    rows = {label: data for label, data in rows.items() if data is not None}
+    if not rows:
+        raise ValueError("no CAMs to plot")
+    first = next(iter(rows.values()))
+    n = min(columns, len(first["images"]))
+    fig, axes = plt.subplots(len(rows) + 1, n, figsize=(1.6 * n, 1.7 * (len(rows) + 1)), squeeze=False)
+    for j in range(n):
+        axes[0, j].imshow(first["images"][j])
+        axes[0, j].set_title(str(first["classes"][first["labels"][j]]), fontsize=7)
+        for i, data in enumerate(rows.values(), start=1):
+            axes[i, j].imshow(overlay(data["images"][j], data["cams"][j]))
+    for i, label in enumerate(["input", *rows], start=0):
+        axes[i, 0].set_ylabel(label, fontsize=9)
+    for a in axes.flat:
+        a.set_xticks([]), a.set_yticks([])
+        a.grid(False)
+    fig.tight_layout()
+    return fig
+
+
+def _label_colours(labels: np.ndarray, classes: int):
+    palette = np.array(sns.color_palette("tab20", 20) + sns.color_palette("Set3", 12))
+    colours = np.concatenate([[[0, 0, 0]], palette[:max(classes, 1)]])
+    return colours[np.clip(labels, 0, len(colours) - 1)]
+
+
+def propagated_masks(example, frames: int = 6):
+    """Figure S3: a video's first-frame annotation propagated by nearest neighbours (top: truth, bottom: ours)."""
+    video, truth, found = example["frames"], example["masks"], example["predicted"]
+    picks = np.unique(np.linspace(0, len(video) - 1, frames).round().astype(int))
+    objects = int(max(truth.max(), found.max()))
+    fig, axes = plt.subplots(2, len(picks), figsize=(1.9 * len(picks), 4.0), squeeze=False)
+    for j, t in enumerate(picks):
+        for i, masks in enumerate([truth, found]):
+            shown = np.where((masks[t] > 0)[..., None], 0.45 * video[t] / 255 + 0.55 * _label_colours(masks[t], objects),
+                             video[t] / 255)
+            axes[i, j].imshow(shown.clip(0, 1))
+        axes[0, j].set_title("annotated" if t == 0 else f"frame {t}", fontsize=8)
+    axes[0, 0].set_ylabel("ground truth"), axes[1, 0].set_ylabel("propagated")
+    for a in axes.flat:
+        a.set_xticks([]), a.set_yticks([])
+        a.grid(False)
+    fig.tight_layout()
+    return fig
+
+
+def retrieved_segments(examples):
+    """Figure S4: each query region (left, outlined in white) and its nearest train regions."""
+    queries, k = examples["queries"], examples["retrieved"].shape[1]
+    classes = [str(c) for c in examples["classes"]]
+    fig, axes = plt.subplots(len(queries), k + 1, figsize=(1.9 * (k + 1), 1.9 * len(queries)), squeeze=False)
+
+    def show(ax, image, mask, title):
+        h, w = image.shape[:2]
+        big = np.kron(mask, np.ones((int(np.ceil(h / mask.shape[0])), int(np.ceil(w / mask.shape[1]))), bool))[:h, :w]
+        ax.imshow(np.where(big[..., None], image / 255, 0.3 * image / 255))
+        ax.contour(big, levels=[0.5], colors="white", linewidths=0.8)
+        ax.set_title(title, fontsize=8)
+
+    for i in range(len(queries)):
+        show(axes[i, 0], queries[i], examples["query_masks"][i], f"query: {classes[examples['query_labels'][i]]}")
+        for j in range(k):
+            show(axes[i, j + 1], examples["retrieved"][i, j], examples["retrieved_masks"][i, j],
+                 classes[examples["retrieved_labels"][i, j]])
+    for a in axes.flat:
+        a.set_xticks([]), a.set_yticks([])
+        a.grid(False)
+    fig.tight_layout()
+    return fig

@@ -29,7 +29,7 @@ def runs_root() -> Path:
 
 @dataclass(frozen=True)
 class Run:
-    """One experiment at one profile; ``needs`` is the pretraining run a linear run evaluates."""
+    """One experiment at one profile; ``needs`` is the pretraining run a linear or transfer run evaluates."""
 
     experiment: Experiment
     profile: Profile
@@ -74,7 +74,7 @@ def plan(name: str, profile: Profile) -> Run:
     experiment = load_experiment(name)
     params = resolve(experiment, profile)
     needs = None
-    if experiment.kind == "linear" and params.pretrain:
+    if experiment.kind in ("linear", "transfer") and params.pretrain:
         needs = plan(params.pretrain, profile)
         if needs.experiment.kind != "pretrain":
             raise ParamsError(f"{experiment.path}: 'pretrain' must name a pretraining experiment, got {params.pretrain}")

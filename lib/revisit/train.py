@@ -32,12 +32,11 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from .augment import Views, ViewSet
-from .backbones import build_backbone
+from .backbones import BACKBONE, build_backbone
 from .config import PretrainParams
 from .moco import MoCo
 
 CHECKPOINT = "checkpoint.pt"
-BACKBONE = "backbone.pt"
 LOG = "metrics.jsonl"
 SNAPSHOTS = "snapshots"
 

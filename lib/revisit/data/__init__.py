@@ -14,7 +14,8 @@ from . import twins
 from .images import DatasetNotFoundError, ImageSet
 from .subsets import long_tailed_class_sizes, long_tailed_subset, random_subset, save_file_list, uniform_subset
 
-__all__ = ["DatasetNotFoundError", "ImageSet", "data_root", "long_tailed_class_sizes", "pretrain_images",
+__all__ = ["DatasetNotFoundError", "ImageSet", "cam_images", "data_root", "davis_videos", "dense_splits",
+           "long_tailed_class_sizes", "pretrain_images",
            "target_splits", "twins"]
 
 TWIN_DEFAULTS = {"pretrain": 4000, "train": 1200, "test": 600}
@@ -79,3 +80,63 @@ def target_splits(name: str, p) -> dict:
     if val is None:
         train, val = _carve_val(train, p.seed)
     return {"train": train, "val": val, "test": _limit(load(data_root(), test_split), p.test_images, p.seed)}
+
+
+DENSE_TWIN_DEFAULTS = {"train": 300, "test": 100, "videos": 6}
+
+
+def _dense_twin(task: str, split: str, n: int, seed: int):
+    from . import dense_twins
+
+    if task in ("nyud_seg", "nyud_depth"):
+        seg, depth = dense_twins.cached_dense(dense_twins.nyud, split, n, seed=seed)
+        return seg if task == "nyud_seg" else depth
+    make = {"voc_seg": dense_twins.voc_segmentation, "cityscapes_seg": dense_twins.cityscapes_segmentation,
+            "voc_det": dense_twins.voc_detection}[task]
+    return dense_twins.cached_dense(make, split, n, seed=seed)
+
+
+def dense_splits(task: str, p) -> tuple:
+    """``(train, test)`` ``DenseSet``s of dense task ``task`` (``voc_seg``, ``nyud_depth``, ...) for ``p``
+    (a ``TransferParams``): the official splits under ``DATA_ROOT`` (subsampled to ``train_images`` /
+    ``test_images`` if set), or the twins."""
+    if p.source == "twin":
+        n_train = p.train_images or DENSE_TWIN_DEFAULTS["train"]
+        n_test = p.test_images or DENSE_TWIN_DEFAULTS["test"]
+        return _dense_twin(task, "train", n_train, p.seed), _dense_twin(task, "test", n_test, p.seed)
+    from .dense_loaders import DENSE_LOADERS
+
+    source = DENSE_LOADERS[task]
+    train, test = source.load(data_root(), source.train), source.load(data_root(), source.test)
+    return _limit_dense(train, p.train_images, p.seed), _limit_dense(test, p.test_images, p.seed)
+
+
+def _limit_dense(images, n, seed):
+    if n is None or n >= len(images):
+        return images
+    return images.subset(np.sort(np.random.default_rng(seed).choice(len(images), n, replace=False)))
+
+
+def davis_videos(p) -> list:
+    """DAVIS-2017 val (the first ``videos`` sequences if set) or its twin: short videos with instance tracks."""
+    if p.source == "twin":
+        from . import dense_twins
+
+        return dense_twins.cached_dense(dense_twins.davis_videos, p.videos or DENSE_TWIN_DEFAULTS["videos"],
+                                        p.video_frames, seed=p.seed)
+    from .dense_loaders import DENSE_LOADERS
+
+    source = DENSE_LOADERS["davis"]
+    videos = source.load(data_root(), source.test)
+    return videos[:p.videos] if p.videos else videos
+
+
+def cam_images(p) -> tuple:
+    """``(train, shown)`` for the CAMs of Figures 6 / S2: ImageNet train (+ val) for the linear classifier,
+    ImageNet val (or the object-centric twin's test split) for the maps."""
+    splits = target_splits("imagenet", p)
+    train = splits["train"]
+    both = ImageSet(train.name, train.files + splits["val"].files if train.files else [],
+                    None if train.array is None else np.concatenate([train.array, splits["val"].array]),
+                    np.concatenate([train.labels, splits["val"].labels]), train.classes)
+    return both, splits["test"]

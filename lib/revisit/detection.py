@@ -1,0 +1,568 @@
+"""VOC object detection transfer (App. A.4; Table 3, "Detection (AP)").
+
+The paper finetunes Faster R-CNN with an R50-dilated-C5 backbone, all layers, on VOC07+12 trainval
+and reports AP (mean over IoU 0.50:0.95), AP50 and AP75 on VOC07 test with detectron2. Two backends
+run that protocol from one entry point, ``detect``:
+
+* ``"torchvision"`` (default, runs anywhere): torchvision's ``FasterRCNN`` on the dilated C5 map of
+  ``FeatureMap(backbone, depth=4, dilate=(4,))`` with one anchor set, RoIAlign 7x7 and a 2-FC box
+  head, as detectron2's DC5 config (``Base-RCNN-DilatedC5.yaml``: ``FastRCNNConvFCHead``, NUM_FC 2).
+* ``"detectron2"``: detectron2 itself (not on PyPI) with the DC5 config, fed our weights through
+  ``save_detectron2_checkpoint`` (MoCo's ``convert-pretrain-to-detectron2.py`` key mapping).
+
+Both score with ``voc_ap``, a re-implementation of detectron2's ``PascalVOCDetectionEvaluator``.
+
+Known differences of the torchvision backend from detectron2 (small; for the book's notes):
+BN runs in one process on that process's batch (``bn="batch"``, the default: MoCo's config
+synchronises BN over its 16 images on 8 GPUs, the same statistics when one GPU takes all 16), or
+keeps the backbone's statistics frozen with trainable affine parameters (``bn="frozen"``, for CPU
+batches of 1-2 images and a well pretrained backbone; on a random-init ResNet-50 at lr 0.02 it
+diverged within 10 iterations, H200, while "batch" trained). RoIAlign is torchvision's
+(``aligned=False``, sampling ratio 2) instead of ROIAlignV2; the box losses are torchvision's
+smooth-L1 (beta 1/9) instead of detectron2's L1.
+"""
+from __future__ import annotations
+
+import bisect
+import pickle
+import re
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .augment import IMAGENET_MEAN, IMAGENET_STD
+from .backbones import FeatureMap, TorchvisionResNet50
+from .data.dense import Boxes, DenseSet
+
+BACKENDS = ("torchvision", "detectron2")
+BN_MODES = ("frozen", "batch")
+VOC_TRAIN_SIZES = tuple(range(480, 801, 32))  # MoCo's VOC config: MIN_SIZE_TRAIN (480, 512, ..., 800)
+IOU_THRESHOLDS = np.arange(0.5, 0.96, 0.05)  # detectron2: range(50, 100, 5) / 100
+
+DETECTRON2_MISSING = (
+    "backend='detectron2' needs detectron2, which is not on PyPI. Install it with\n"
+    "  pip install 'git+https://github.com/facebookresearch/detectron2.git'\n"
+    "(a torch/CUDA build toolchain is needed) or from conda-forge: conda install -c conda-forge detectron2.\n"
+    "backend='torchvision' runs the same protocol without it."
+)
+
+
+@dataclass
+class DetectionParams:
+    """The VOC detection recipe; defaults are MoCo's ``pascal_voc_R_50_C4_24k`` solver with detectron2's
+    DC5 model values (24k iterations, batch 16, lr 0.02, x0.1 at 18k/22k, 100 warm-up iterations)."""
+
+    iterations: int = 24000
+    batch_size: int = 16
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4  # detectron2: none on normalisation layers (WEIGHT_DECAY_NORM 0)
+    steps: tuple[int, ...] = (18000, 22000)
+    gamma: float = 0.1
+    warmup_iters: int = 100
+    warmup_factor: float = 0.001  # linear warm-up from lr x warmup_factor to lr
+    min_sizes: tuple[int, ...] = VOC_TRAIN_SIZES  # shorter side, one drawn per image
+    test_size: int = 800
+    max_size: int = 1333  # longer side cap, train and test
+    anchor_sizes: tuple = ((32, 64, 128, 256, 512),)  # one tuple: the single C5 feature map
+    aspect_ratios: tuple = ((0.5, 1.0, 2.0),)
+    roi_resolution: int = 7
+    fc_dim: int = 1024  # the box head's two FC layers
+    rpn_pre_nms_topk: tuple[int, int] = (12000, 6000)  # (train, test), detectron2's DC5 values
+    rpn_post_nms_topk: tuple[int, int] = (2000, 1000)
+    bn: str = "batch"  # torchvision backend: "batch" (MoCo's SyncBN, in one process) or "frozen" (see the top)
+    seed: int = 0
+    workers: int = 0
+
+    def __post_init__(self):
+        if self.iterations < 1 or self.batch_size < 1:
+            raise ValueError(f"iterations ({self.iterations}) and batch_size ({self.batch_size}) must be >= 1")
+        if list(self.steps) != sorted(self.steps):
+            raise ValueError(f"lr steps {self.steps} must be increasing")
+        if self.bn not in BN_MODES:
+            raise ValueError(f"bn must be one of {BN_MODES}, got {self.bn!r}")
+        if len(self.anchor_sizes) != 1 or len(self.aspect_ratios) != 1:
+            raise ValueError("anchor_sizes and aspect_ratios need exactly one tuple each: the detector has one "
+                             f"feature map (dilated C5); got {self.anchor_sizes} and {self.aspect_ratios}")
+
+
+@dataclass
+class DetectionResult:
+    """VOC07-style scores in percent, as Table 3 prints them."""
+
+    backend: str
+    AP: float  # mean over IoU 0.50:0.95 of the mean over classes
+    AP50: float
+    AP75: float
+    per_class_AP50: dict[str, float]
+    n_train: int  # training images used (readable, with at least one box)
+    n_test: int  # test images scored
+    train_loss: list[float] = field(default_factory=list)  # total training loss per iteration
+
+
+@dataclass
+class Detections:
+    """A detector's output for one image: ``boxes`` (N, 4) xyxy pixels, ``scores`` (N,), 0-based ``labels`` (N,)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+
+    @classmethod
+    def empty(cls) -> "Detections":
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+
+
+def detect(backbone: nn.Module, train: DenseSet, test: DenseSet, params: DetectionParams | None = None,
+           backend: str = "torchvision", device="cpu", progress: bool = True) -> DetectionResult:
+    """Finetune Faster R-CNN (R50-dilated-C5, all layers) from ``backbone`` on ``train``, score VOC AP on ``test``.
+
+    ``backbone`` comes from ``revisit.backbones.build_backbone`` with its pretrained weights loaded; it is
+    copied, never modified. The detectron2 backend needs the ResNet-50 and an installed detectron2.
+    """
+    params = params or DetectionParams()
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown detection backend {backend!r}; choose one of {BACKENDS}")
+    for data in (train, test):
+        if data.task != "detection":
+            raise ValueError(f"{data.name}: task is {data.task!r}, detection needs a 'detection' DenseSet")
+    if list(train.classes) != list(test.classes):
+        raise ValueError(f"{train.name} and {test.name} have different classes")
+    run = _detectron2_backend if backend == "detectron2" else _torchvision_backend
+    return run(backbone, train, test, params, device, progress)
+
+
+# ---------------------------------------------------------------- VOC AP (detectron2's evaluator)
+
+def average_precision(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = True) -> float:
+    """The VOC devkit's AP of one precision/recall curve (fraction): VOC2007's 11-point interpolation
+    (max precision at recall >= 0, 0.1, ..., 1) or the area under the monotone precision envelope."""
+    if use_07_metric:
+        # np.arange, not linspace, as detectron2: its 0.30000000000000004 decides exact-edge cases alike
+        points = np.arange(0.0, 1.1, 0.1)
+        return float(sum(precision[recall >= t].max() if (recall >= t).any() else 0.0 for t in points) / 11)
+    mrec = np.concatenate(([0.0], recall, [1.0]))
+    mpre = np.maximum.accumulate(np.concatenate(([0.0], precision, [0.0]))[::-1])[::-1]
+    i = np.flatnonzero(mrec[1:] != mrec[:-1])
+    return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one xyxy box with each of ``boxes``, in continuous coordinates.
+
+    detectron2's ``voc_eval`` adds 1 to every width and height, but it compares predictions shifted by
+    +1 on xmin/ymin with the raw 1-based XML boxes; with ground truth stored as detectron2's loader (and
+    ``dense_loaders.read_voc_boxes``) stores it, ``(xmin - 1, ymin - 1, xmax, ymax)``, the two are identical.
+    """
+    iw = np.clip(np.minimum(boxes[:, 2], box[2]) - np.maximum(boxes[:, 0], box[0]), 0, None)
+    ih = np.clip(np.minimum(boxes[:, 3], box[3]) - np.maximum(boxes[:, 1], box[1]), 0, None)
+    inter = iw * ih
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    return inter / np.maximum(area(box) + area(boxes) - inter, np.finfo(np.float64).eps)
+
+
+def _class_ap(detections: list[Detections], targets: list[Boxes], c: int, thresholds, use_07_metric) -> list[float]:
+    """AP of class ``c`` at each IoU threshold; NaN when the class has no non-difficult ground truth."""
+    gt = [(t.boxes[t.labels == c].astype(np.float64), t.difficult[t.labels == c].astype(bool)) for t in targets]
+    positives = sum(int((~d).sum()) for _, d in gt)
+    if positives == 0:
+        return [float("nan")] * len(thresholds)
+    image, scores, boxes = [], [], []
+    for i, d in enumerate(detections):
+        keep = d.labels == c
+        image += [i] * int(keep.sum())
+        scores.append(d.scores[keep])
+        boxes.append(d.boxes[keep].reshape(-1, 4))
+    order = np.argsort(-np.concatenate(scores), kind="stable")
+    image, boxes = np.asarray(image, np.int64)[order], np.concatenate(boxes).astype(np.float64)[order]
+    # each detection's best-overlapping ground truth of its image (matched or not, difficult or not)
+    best, overlap = np.zeros(len(order), np.int64), np.full(len(order), -np.inf)
+    for k, (i, box) in enumerate(zip(image, boxes)):
+        if len(gt[i][0]):
+            ious = box_iou(box, gt[i][0])
+            best[k], overlap[k] = ious.argmax(), ious.max()
+    aps = []
+    for threshold in thresholds:
+        taken = [np.zeros(len(g), bool) for g, _ in gt]
+        tp, fp = np.zeros(len(order)), np.zeros(len(order))
+        for k, (i, j) in enumerate(zip(image, best)):
+            if overlap[k] <= threshold:
+                fp[k] = 1
+            elif gt[i][1][j]:
+                continue  # difficult: neither true nor false positive
+            elif taken[i][j]:
+                fp[k] = 1  # duplicate
+            else:
+                tp[k], taken[i][j] = 1, True
+        tp, fp = np.cumsum(tp), np.cumsum(fp)
+        precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+        aps.append(average_precision(tp / positives, precision, use_07_metric))
+    return aps
+
+
+def voc_ap(detections: list[Detections], test_targets: list[Boxes], classes, iou_thresholds=IOU_THRESHOLDS,
+           use_07_metric: bool = True) -> dict:
+    """detectron2's ``PascalVOCDetectionEvaluator`` on in-memory results, scores in percent.
+
+    Per class, detections are sorted by score; each is matched to its best-overlapping ground truth
+    of the same image and is a true positive when IoU > threshold and that box is not yet taken (a
+    duplicate is a false positive), ignored when the box is "difficult". Returns ``{"AP", "AP50",
+    "AP75"}`` (AP = mean over thresholds of the mean over classes, as detectron2's ``ret["bbox"]``)
+    plus ``"per_class_AP50"`` (name -> AP50) and ``"per_threshold"`` (IoU in percent -> mean AP).
+
+    One deliberate difference: a class without non-difficult ground truth gets NaN and is left out of
+    the mean (detectron2 would count it as 0); every class of VOC07 test has positives.
+    detectron2 also rounds scores to 3 decimals when it writes its result files; here they are not.
+    """
+    if len(detections) != len(test_targets):
+        raise ValueError(f"{len(detections)} detection lists for {len(test_targets)} test images")
+    thresholds = np.round(np.asarray(iou_thresholds, np.float64), 2)  # 0.7000000000000002 -> 0.7 = 70 / 100
+    per_class = np.array([_class_ap(detections, test_targets, c, thresholds, use_07_metric)
+                          for c in range(len(classes))]).reshape(len(classes), len(thresholds)) * 100
+    with np.errstate(invalid="ignore"):
+        means = {int(round(t * 100)): float(np.nanmean(per_class[:, k])) if np.isfinite(per_class[:, k]).any()
+                 else float("nan") for k, t in enumerate(thresholds)}
+    column = {int(round(t * 100)): k for k, t in enumerate(thresholds)}
+    return {"AP": float(np.mean(list(means.values()))), "AP50": means.get(50, float("nan")),
+            "AP75": means.get(75, float("nan")),
+            "per_class_AP50": {name: float(per_class[c, column[50]]) if 50 in column else float("nan")
+                               for c, name in enumerate(classes)},
+            "per_threshold": means}
+
+
+# ---------------------------------------------------------------- torchvision backend
+
+def _valid(target: Boxes) -> np.ndarray:
+    """Boxes with a positive width and height (torchvision rejects degenerate ones)."""
+    b = np.asarray(target.boxes).reshape(-1, 4)
+    return (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+
+
+class TrainImages(Dataset):
+    """Training pairs for torchvision: float [0, 1] image, ``{"boxes", "labels"}`` (labels + 1, 0 is the
+    background), with detectron2's random horizontal flip. Difficult boxes are kept, as detectron2's VOC loader
+    does; images without a box are left out (detectron2's FILTER_EMPTY_ANNOTATIONS)."""
+
+    def __init__(self, data: DenseSet):
+        self.data = data
+        self.index = [i for i in range(len(data)) if _valid(data.target(i)).any()]
+
+    def __len__(self):
+        return len(self.index)
+
+    def __getitem__(self, k):
+        image, target = self.data[self.index[k]]
+        if image is None:
+            return None
+        keep = _valid(target)
+        boxes = torch.as_tensor(np.asarray(target.boxes, np.float32).reshape(-1, 4)[keep])
+        labels = torch.as_tensor(np.asarray(target.labels, np.int64)[keep]) + 1
+        image = image.float() / 255
+        if torch.rand(()) < 0.5:
+            w = image.shape[-1]
+            image, boxes = image.flip(-1), torch.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], 1)
+        return image, {"boxes": boxes, "labels": labels}
+
+
+def _as_list(batch):
+    return [b for b in batch if b is not None]
+
+
+def _first(batch):
+    return batch[0]
+
+
+def faster_rcnn(backbone: nn.Module, num_classes: int, params: DetectionParams) -> nn.Module:
+    """torchvision Faster R-CNN on the dilated C5 map (stride 16 for ResNet-50), ImageNet normalisation."""
+    from torchvision.models.detection import FasterRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+    from torchvision.ops import MultiScaleRoIAlign
+
+    features = FeatureMap(backbone, depth=4, dilate=(4,)).requires_grad_(True)
+    features.out_channels = features.channels
+    p = params
+    return FasterRCNN(
+        features, num_classes=None, min_size=tuple(p.min_sizes), max_size=p.max_size,
+        image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD),
+        rpn_anchor_generator=AnchorGenerator(p.anchor_sizes, p.aspect_ratios),
+        rpn_pre_nms_top_n_train=p.rpn_pre_nms_topk[0], rpn_pre_nms_top_n_test=p.rpn_pre_nms_topk[1],
+        rpn_post_nms_top_n_train=p.rpn_post_nms_topk[0], rpn_post_nms_top_n_test=p.rpn_post_nms_topk[1],
+        box_roi_pool=MultiScaleRoIAlign(["0"], p.roi_resolution, 2),
+        box_head=TwoMLPHead(features.channels * p.roi_resolution ** 2, p.fc_dim),
+        box_predictor=FastRCNNPredictor(p.fc_dim, num_classes + 1))
+
+
+def freeze_bn_statistics(model: nn.Module) -> None:
+    """BN layers in eval mode: pretrained running statistics kept, affine parameters still trained.
+
+    The ``bn="frozen"`` option: with one or two images per step batch statistics are noisy, so the
+    pretrained ones are kept (as detectron2's FrozenBN, but with trainable scale and shift).
+    """
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def lr_factor(iteration: int, params: DetectionParams) -> float:
+    """detectron2's WarmupMultiStepLR: linear warm-up, then x gamma at each step."""
+    warm = 1.0
+    if iteration < params.warmup_iters:
+        alpha = iteration / params.warmup_iters
+        warm = params.warmup_factor * (1 - alpha) + alpha
+    return warm * params.gamma ** bisect.bisect_right(list(params.steps), iteration)
+
+
+def _optimizer(model: nn.Module, params: DetectionParams) -> torch.optim.SGD:
+    """SGD with momentum; no weight decay on BN parameters (detectron2's WEIGHT_DECAY_NORM = 0)."""
+    norm = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) for p in m.parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trainable if id(p) not in norm]},
+              {"params": [p for p in trainable if id(p) in norm], "weight_decay": 0.0}]
+    return torch.optim.SGD(groups, lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay)
+
+
+def _batches(data: Dataset, params: DetectionParams, generator: torch.Generator):
+    """Shuffled batches forever (detectron2's TrainingSampler), unreadable images dropped."""
+    loader = DataLoader(data, batch_size=params.batch_size, shuffle=True, num_workers=params.workers,
+                        collate_fn=_as_list, generator=generator)
+    while True:
+        for batch in loader:
+            if batch:
+                yield batch
+
+
+def train_faster_rcnn(model: nn.Module, train: DenseSet, params: DetectionParams, device="cpu",
+                      progress: bool = True) -> tuple[int, list[float]]:
+    """``params.iterations`` SGD steps on ``train``; returns (training images used, loss per iteration)."""
+    data = TrainImages(train)
+    if not len(data):
+        raise ValueError(f"{train.name}: no training image has a box; detection needs annotated images")
+    model.to(device).train()
+    if params.bn == "frozen":
+        freeze_bn_statistics(model)
+    optimizer = _optimizer(model, params)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, params))
+    batches = _batches(data, params, torch.Generator().manual_seed(params.seed))
+    curve = []
+    for _ in tqdm(range(params.iterations), desc="Faster R-CNN", disable=not progress, leave=False):
+        batch = next(batches)
+        images = [x.to(device) for x, _ in batch]
+        targets = [{k: v.to(device) for k, v in t.items()} for _, t in batch]
+        loss = sum(model(images, targets).values())
+        if not torch.isfinite(loss):  # as detectron2's trainer, stop rather than train on NaN
+            raise FloatingPointError(f"detection loss became {loss.item()} at iteration {len(curve)}; lower the "
+                                     "lr, or check the backbone's BN statistics (bn='frozen' needs pretrained ones)")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        curve.append(loss.item())
+    return len(data), curve
+
+
+@torch.no_grad()
+def predict(model: nn.Module, test: DenseSet, params: DetectionParams, device="cpu",
+            progress: bool = True) -> tuple[list[Detections], list[Boxes]]:
+    """Detections (in original-image pixels, 0-based labels) and ground truth of every readable test image."""
+    model.to(device).eval()
+    model.transform.min_size, model.transform.max_size = (params.test_size,), params.max_size
+    loader = DataLoader(test, batch_size=1, num_workers=params.workers, collate_fn=_first)
+    detections, targets = [], []
+    for image, target in tqdm(loader, desc="VOC test", disable=not progress, leave=False):
+        if image is None:
+            continue  # unreadable file, warned about by read_image
+        out = model([image.float().div(255).to(device)])[0]
+        detections.append(Detections(out["boxes"].cpu().numpy(), out["scores"].cpu().numpy(),
+                                     out["labels"].cpu().numpy() - 1))
+        targets.append(target)
+    return detections, targets
+
+
+def _torchvision_backend(backbone, train, test, params, device, progress) -> DetectionResult:
+    torch.manual_seed(params.seed)
+    model = faster_rcnn(backbone, len(train.classes), params)
+    n_train, curve = train_faster_rcnn(model, train, params, device, progress)
+    detections, targets = predict(model, test, params, device, progress)
+    return _result("torchvision", voc_ap(detections, targets, test.classes), n_train, len(targets), curve)
+
+
+def _result(backend, scores: dict, n_train, n_test, curve) -> DetectionResult:
+    return DetectionResult(backend, scores["AP"], scores["AP50"], scores["AP75"], scores["per_class_AP50"],
+                           n_train, n_test, list(curve))
+
+
+# ---------------------------------------------------------------- detectron2 weights (MoCo's converter)
+
+def _detectron2_name(name: str) -> str:
+    """torchvision ResNet key (without ``net.``) -> detectron2 ResNet key."""
+    if not name.startswith("layer"):
+        name = "stem." + name  # conv1 / bn1 of the stem
+    name = re.sub(r"^layer(\d)", lambda m: f"res{int(m[1]) + 1}", name)
+    name = re.sub(r"\bbn(\d)\b", r"conv\1.norm", name)
+    return name.replace("downsample.0.", "shortcut.").replace("downsample.1.", "shortcut.norm.")
+
+
+def to_detectron2(state_dict: dict) -> dict[str, np.ndarray]:
+    """Our ResNet-50 weights (``TorchvisionResNet50.state_dict()``) under detectron2's ResNet names, as numpy
+    arrays: layerN -> res{N+1}, bnK -> convK.norm, downsample.0/1 -> shortcut(.norm), stem conv1/bn1 ->
+    stem.conv1(.norm); the classifier is dropped. Only the ResNet-50 has a detectron2 counterpart."""
+    if "net.conv1.weight" not in state_dict or not all(k.startswith("net.") for k in state_dict):
+        raise ValueError("only the resnet50 backbone (revisit.backbones.TorchvisionResNet50, keys 'net.*') can be "
+                         "converted to detectron2; resnet_small has no detectron2 counterpart: "
+                         "use backend='torchvision'")
+    return {_detectron2_name(k[len("net."):]): v.detach().cpu().numpy()
+            for k, v in state_dict.items() if not k.startswith("net.fc.")}
+
+
+def save_detectron2_checkpoint(state_dict: dict, path) -> Path:
+    """Write ``to_detectron2(state_dict)`` as the ``.pkl`` detectron2 loads for MODEL.WEIGHTS (matched by
+    its name heuristics, like MoCo's converted checkpoints)."""
+    path = Path(path)
+    if path.suffix != ".pkl":
+        raise ValueError(f"{path}: detectron2 reads converted weights only from a '.pkl' file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump({"model": to_detectron2(state_dict), "__author__": "revisit", "matching_heuristics": True}, f)
+    return path
+
+
+# ---------------------------------------------------------------- detectron2 backend
+
+def _image_files(data: DenseSet, folder: Path) -> list[tuple[str, int, int]]:
+    """``(file, height, width)`` per image: the paths themselves, or PNGs written for in-memory twins
+    (detectron2's DatasetMapper reads files)."""
+    from PIL import Image
+
+    if not isinstance(data.images, np.ndarray):
+        out = []
+        for path in data.images:
+            with Image.open(path) as img:
+                out.append((str(path), img.height, img.width))
+        return out
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i, array in enumerate(data.images):
+        Image.fromarray(array).save(folder / f"{i:06d}.png")
+        files.append((str(folder / f"{i:06d}.png"), array.shape[0], array.shape[1]))
+    return files
+
+
+def _detectron2_dicts(data: DenseSet, folder: Path) -> list[dict]:
+    """detectron2's dataset dicts (XYXY_ABS boxes, 0-based category ids; difficult boxes kept for training)."""
+    from detectron2.structures import BoxMode
+
+    dicts = []
+    for i, (file, height, width) in enumerate(_image_files(data, folder)):
+        target = data.target(i)
+        keep = _valid(target)
+        annotations = [{"bbox": [float(v) for v in box], "bbox_mode": BoxMode.XYXY_ABS, "category_id": int(label)}
+                       for box, label in zip(np.asarray(target.boxes)[keep], np.asarray(target.labels)[keep])]
+        dicts.append({"file_name": file, "image_id": i, "height": height, "width": width, "annotations": annotations})
+    return dicts
+
+
+def _detectron2_config(params: DetectionParams, weights: Path, train_name, test_name, num_classes, device, output):
+    """detectron2's ``faster_rcnn_R_50_DC5`` config (RES5_DILATION 2) with MoCo's VOC solver and input values,
+    torchvision-style weights (RGB, ImageNet mean/std, stride in the 3x3 conv), all stages trained (FREEZE_AT 0)
+    and MoCo's naiveSyncBN with precise BN (plain BN in a single process)."""
+    from detectron2 import model_zoo
+    from detectron2.config import get_cfg
+
+    p = params
+    cfg = get_cfg()
+    cfg.merge_from_file(model_zoo.get_config_file("COCO-Detection/faster_rcnn_R_50_DC5_1x.yaml"))
+    cfg.MODEL.WEIGHTS, cfg.MODEL.DEVICE = str(weights), str(device)
+    cfg.MODEL.PIXEL_MEAN = [255 * m for m in IMAGENET_MEAN]
+    cfg.MODEL.PIXEL_STD = [255 * s for s in IMAGENET_STD]
+    cfg.INPUT.FORMAT = "RGB"
+    cfg.MODEL.RESNETS.STRIDE_IN_1X1 = False
+    cfg.MODEL.RESNETS.NORM = "naiveSyncBN"
+    cfg.MODEL.RESNETS.RES5_DILATION = 2
+    cfg.MODEL.BACKBONE.FREEZE_AT = 0
+    cfg.TEST.PRECISE_BN.ENABLED = True
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = num_classes
+    cfg.MODEL.ANCHOR_GENERATOR.SIZES = [list(s) for s in p.anchor_sizes]
+    cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS = [list(r) for r in p.aspect_ratios]
+    cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION, cfg.MODEL.ROI_BOX_HEAD.FC_DIM = p.roi_resolution, p.fc_dim
+    cfg.MODEL.RPN.PRE_NMS_TOPK_TRAIN, cfg.MODEL.RPN.PRE_NMS_TOPK_TEST = p.rpn_pre_nms_topk
+    cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN, cfg.MODEL.RPN.POST_NMS_TOPK_TEST = p.rpn_post_nms_topk
+    cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MIN_SIZE_TEST = tuple(p.min_sizes), p.test_size
+    cfg.INPUT.MAX_SIZE_TRAIN = cfg.INPUT.MAX_SIZE_TEST = p.max_size
+    cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.BASE_LR, cfg.SOLVER.MOMENTUM = p.batch_size, p.lr, p.momentum
+    cfg.SOLVER.WEIGHT_DECAY, cfg.SOLVER.STEPS, cfg.SOLVER.GAMMA = p.weight_decay, tuple(p.steps), p.gamma
+    cfg.SOLVER.MAX_ITER, cfg.SOLVER.CHECKPOINT_PERIOD = p.iterations, p.iterations
+    cfg.SOLVER.WARMUP_ITERS, cfg.SOLVER.WARMUP_FACTOR = p.warmup_iters, p.warmup_factor
+    cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (train_name,), (test_name,)
+    cfg.DATALOADER.NUM_WORKERS, cfg.SEED, cfg.OUTPUT_DIR = p.workers, p.seed, str(output)
+    cfg.freeze()
+    return cfg
+
+
+def _detectron2_backend(backbone, train, test, params, device, progress) -> DetectionResult:
+    """Train and test with detectron2's DefaultTrainer (one process; detectron2 logs its own progress),
+    scored by ``voc_ap`` on the test predictions."""
+    try:
+        import detectron2  # noqa: F401
+    except ImportError as err:
+        raise ImportError(DETECTRON2_MISSING) from err
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.engine import DefaultTrainer
+    from detectron2.evaluation import DatasetEvaluator
+
+    if not isinstance(backbone, TorchvisionResNet50):
+        raise ValueError("backend='detectron2' builds detectron2's ResNet-50; pass the resnet50 backbone "
+                         "(use backend='torchvision' for resnet_small)")
+    output = Path(tempfile.mkdtemp(prefix="revisit-detectron2-"))
+    weights = save_detectron2_checkpoint(backbone.state_dict(), output / "backbone.pkl")
+    tag = uuid.uuid4().hex[:8]
+    names = {"train": f"revisit_train_{tag}", "test": f"revisit_test_{tag}"}
+    dicts = {"train": _detectron2_dicts(train, output / "train"), "test": _detectron2_dicts(test, output / "test")}
+    for split, name in names.items():
+        DatasetCatalog.register(name, lambda d=dicts[split]: d)
+        MetadataCatalog.get(name).set(thing_classes=list(train.classes))
+    scores = []
+
+    class VOCEvaluator(DatasetEvaluator):
+        """Collects predictions per image id and scores them with ``voc_ap``."""
+
+        def reset(self):
+            self.predictions = {}
+
+        def process(self, inputs, outputs):
+            for inp, out in zip(inputs, outputs):
+                inst = out["instances"].to("cpu")
+                self.predictions[inp["image_id"]] = Detections(inst.pred_boxes.tensor.numpy(), inst.scores.numpy(),
+                                                               inst.pred_classes.numpy())
+
+        def evaluate(self):
+            detections = [self.predictions.get(i, Detections.empty()) for i in range(len(test))]
+            scores.append(voc_ap(detections, [test.target(i) for i in range(len(test))], test.classes))
+            return {"bbox": {k: scores[-1][k] for k in ("AP", "AP50", "AP75")}}
+
+    class Trainer(DefaultTrainer):
+        @classmethod
+        def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+            return VOCEvaluator()
+
+    try:
+        cfg = _detectron2_config(params, weights, names["train"], names["test"], len(train.classes), device, output)
+        trainer = Trainer(cfg)
+        trainer.resume_or_load(resume=False)
+        trainer.train()  # DefaultTrainer's EvalHook runs the test set once training ends
+        if not scores:  # e.g. an older detectron2 without the final evaluation
+            Trainer.test(cfg, trainer.model, evaluators=[VOCEvaluator()])
+        curve = [float(v) for v, _ in trainer.storage.history("total_loss").values()]
+    finally:
+        for name in names.values():
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+    n_train = sum(1 for d in dicts["train"] if d["annotations"])
+    return _result("detectron2", scores[-1], n_train, len(test), curve)

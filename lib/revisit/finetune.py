@@ -1,0 +1,277 @@
+"""End-to-end finetuning for semantic segmentation and depth (App. A.3-A.5; Tables 3, 4, 9, S1).
+
+The backbone's layer4 runs at stride 1 with dilation 2 (``FeatureMap``). VOC and Cityscapes get
+the FCN head of App. A.3 (2 x [3x3 conv, BN, ReLU] with dilation 6 or 1, then a 1x1 conv); NYUD
+gets torchvision's DeepLab-v3 ASPP decoder (rates 6/12/18 at output stride 16). Logits are
+upsampled bilinearly to the input. Segmentation trains with cross-entropy ignoring 255 and scores
+mIoU from a dataset-level confusion matrix; depth trains with MSE on measured pixels and scores
+the dataset-level rmse in metres.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision.models.segmentation.deeplabv3 import ASPP
+from tqdm.auto import tqdm
+
+from .augment import IMAGENET_MEAN, IMAGENET_STD
+from .backbones import FeatureMap
+from .metrics import confusion_matrix, mean_iou
+
+IGNORE = 255
+MEAN, STD = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One dataset's finetuning recipe, at the paper's values (PROTOCOLS.md, "Dense transfer")."""
+
+    task: str  # "segmentation" or "depth"
+    head: str  # "fcn" or "deeplabv3"
+    head_dilation: int
+    epochs: int
+    batch_size: int
+    optimizer: str  # "sgd" (momentum 0.9) or "adam"
+    lr: float
+    schedule: str  # "step" (x0.1 at milestones) or "poly" (power 0.9, per iteration)
+    milestones: tuple = ()
+    weight_decay: float = 1e-4
+    crop: int = 512
+    images: int = 10582  # the official train split's size: with ``epochs``, the paper's number of iterations
+    scale_range: tuple = (0.5, 2.0)  # random rescaling before the crop, with a horizontal flip
+    head_channels: int = 256
+
+
+PROTOCOLS = {
+    "voc_seg": Protocol("segmentation", "fcn", 6, 45, 16, "sgd", 0.003, "step", (30, 40), crop=513, images=10582),
+    "cityscapes_seg": Protocol("segmentation", "fcn", 1, 150, 16, "adam", 1e-4, "poly", crop=768, images=2975),
+    "nyud_seg": Protocol("segmentation", "deeplabv3", 1, 100, 8, "adam", 1e-4, "poly", crop=512, images=795),
+    "nyud_depth": Protocol("depth", "deeplabv3", 1, 100, 8, "adam", 1e-4, "poly", crop=512, images=795),
+}
+
+
+def scaled(protocol: Protocol, schedule=1.0, crop_scale=1.0, lr_scale=1.0, head_channels=None,
+           train_images=None) -> Protocol:
+    """The recipe at a profile's scale: ``schedule`` x the paper's *iterations* (on a train set of
+    ``train_images``, the epochs that make them), crop x ``crop_scale``, lr x ``lr_scale``.
+
+    Counting iterations keeps the datasets' relative training lengths: VOC's 45 epochs of 10582
+    images are 30k steps, NYUD's 100 epochs of 795 images 10k, whatever the twins' sizes.
+    """
+    factor = schedule * protocol.images / (train_images or protocol.images)
+    return replace(protocol, epochs=max(1, round(protocol.epochs * factor)),
+                   milestones=tuple(max(1, round(m * factor)) for m in protocol.milestones),
+                   crop=max(8, round(protocol.crop * crop_scale)), lr=protocol.lr * lr_scale,
+                   head_channels=head_channels or protocol.head_channels, images=train_images or protocol.images)
+
+
+def fcn_head(in_channels: int, classes: int, dilation: int, channels: int = 256) -> nn.Sequential:
+    """App. A.3: two dilated 3x3 conv-BN-ReLU blocks and a 1x1 classifier."""
+    block = lambda i: [nn.Conv2d(i, channels, 3, padding=dilation, dilation=dilation, bias=False),  # noqa: E731
+                       nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
+    return nn.Sequential(*block(in_channels), *block(channels), nn.Conv2d(channels, classes, 1))
+
+
+def deeplabv3_head(in_channels: int, outputs: int, channels: int = 256) -> nn.Sequential:
+    """DeepLab-v3's decoder (torchvision's ASPP) with the atrous rates of output stride 16."""
+    return nn.Sequential(ASPP(in_channels, (6, 12, 18), channels), nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(channels), nn.ReLU(inplace=True), nn.Conv2d(channels, outputs, 1))
+
+
+class DenseModel(nn.Module):
+    """Dilated backbone + head; the output is upsampled to the input size."""
+
+    def __init__(self, backbone: nn.Module, protocol: Protocol, outputs: int):
+        super().__init__()
+        self.features = FeatureMap(backbone, depth=4, dilate=(4,))
+        make = fcn_head if protocol.head == "fcn" else deeplabv3_head
+        args = (protocol.head_dilation,) if protocol.head == "fcn" else ()
+        self.head = make(self.features.channels, outputs, *args, channels=protocol.head_channels)
+
+    def forward(self, x):
+        return F.interpolate(self.head(self.features(x)), size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _resize(image: torch.Tensor, target: torch.Tensor, short_side: int | None):
+    if short_side is None:
+        return image, target
+    h, w = image.shape[-2:]
+    size = (max(1, round(h * short_side / min(h, w))), max(1, round(w * short_side / min(h, w))))
+    image = F.interpolate(image[None].float(), size=size, mode="bilinear", align_corners=False)[0]
+    target = F.interpolate(target[None, None].float(), size=size, mode="nearest")[0, 0].to(target.dtype)
+    return image, target
+
+
+class Augmented(Dataset):
+    """Training pairs: optional resize, random scale, pad (ignore / no depth), random crop, flip."""
+
+    def __init__(self, data, protocol: Protocol, resize: int | None, seed: int):
+        self.data, self.protocol, self.resize, self.seed = data, protocol, resize, seed
+        self.epoch = 0
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        image, target = self.data[i]
+        if image is None:
+            return None
+        g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i)) % 2 ** 31)
+        image, target = _resize(image.float(), target, self.resize)
+        lo, hi = self.protocol.scale_range
+        s = lo + (hi - lo) * float(torch.rand((), generator=g))
+        h, w = image.shape[-2:]
+        image, target = _resize(image, target, max(1, round(min(h, w) * s)))
+        crop = self.protocol.crop
+        pad_h, pad_w = max(0, crop - image.shape[1]), max(0, crop - image.shape[2])
+        fill = IGNORE if self.protocol.task == "segmentation" else 0
+        image = F.pad(image, (0, pad_w, 0, pad_h), value=0.0)
+        target = F.pad(target, (0, pad_w, 0, pad_h), value=fill)
+        y = int(torch.randint(image.shape[1] - crop + 1, (), generator=g))
+        x = int(torch.randint(image.shape[2] - crop + 1, (), generator=g))
+        image, target = image[:, y:y + crop, x:x + crop], target[y:y + crop, x:x + crop]
+        if torch.rand((), generator=g) < 0.5:
+            image, target = image.flip(-1), target.flip(-1)
+        return (image / 255.0 - MEAN) / STD, target
+
+
+def _collate(batch):
+    batch = [b for b in batch if b is not None]
+    if not batch:
+        return None
+    return torch.stack([b[0] for b in batch]), torch.stack([b[1] for b in batch])
+
+
+@dataclass
+class FinetuneResult:
+    """One finetuning run: the score (mIoU % or rmse m), per-class IoU, the loss curve."""
+
+    task: str
+    metric: str
+    value: float
+    per_class: list
+    train_loss: list
+    n_train: int
+    n_test: int
+    skipped: int
+    seconds: float
+    constant: float  # the same score for a constant prediction: the train set's most frequent class / mean depth
+
+
+def _optimizer(model, protocol: Protocol):
+    if protocol.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), protocol.lr, momentum=0.9, weight_decay=protocol.weight_decay)
+    return torch.optim.Adam(model.parameters(), protocol.lr, weight_decay=protocol.weight_decay)
+
+
+def _lr_factor(protocol: Protocol, step: int, steps_per_epoch: int, total: int) -> float:
+    if protocol.schedule == "poly":
+        return (1 - step / total) ** 0.9
+    epoch = step // steps_per_epoch
+    return 0.1 ** sum(epoch >= m for m in protocol.milestones)
+
+
+def finetune(backbone, train, protocol: Protocol, resize=None, workers=0, device="cpu", seed=0,
+             progress=True) -> tuple[DenseModel, list]:
+    """Train ``DenseModel`` end to end on ``train`` (a ``DenseSet``) with ``protocol``; returns it and the losses."""
+    torch.manual_seed(seed)
+    outputs = len(train.classes) if protocol.task == "segmentation" else 1
+    model = DenseModel(backbone, protocol, outputs).to(device).train()
+    data = Augmented(train, protocol, resize, seed)
+    loader = DataLoader(data, protocol.batch_size, shuffle=True, num_workers=workers, collate_fn=_collate,
+                        drop_last=len(data) > protocol.batch_size, generator=torch.Generator().manual_seed(seed))
+    optimizer = _optimizer(model, protocol)
+    total = protocol.epochs * len(loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(protocol, s, len(loader), total))
+    losses = []
+    bar = tqdm(total=total, desc=f"finetune {train.name}", disable=not progress)
+    for epoch in range(protocol.epochs):
+        data.epoch = epoch
+        for batch in loader:
+            bar.update()
+            if batch is None:
+                continue
+            images, targets = batch[0].to(device), batch[1].to(device)
+            out = model(images)
+            if protocol.task == "segmentation":
+                loss = F.cross_entropy(out, targets, ignore_index=IGNORE)
+            else:
+                valid = targets > 0
+                loss = F.mse_loss(out[:, 0][valid], targets[valid]) if valid.any() else out.sum() * 0
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    bar.close()
+    if not all(math.isfinite(x) for x in losses):
+        raise FloatingPointError(f"finetuning on {train.name} diverged (loss {losses[-1]}); lower the lr")
+    return model, losses
+
+
+@torch.no_grad()
+def predict(model: DenseModel, image: torch.Tensor, resize=None, device="cpu") -> torch.Tensor:
+    """Outputs ``(K, H, W)`` of one uint8 image at its original resolution (resized for the model if asked)."""
+    h, w = image.shape[-2:]
+    x, _ = _resize(image.float(), torch.zeros(h, w), resize)
+    x = ((x / 255.0 - MEAN) / STD)[None].to(device)
+    out = model.eval()(x)
+    return F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)[0].cpu()
+
+
+def score(model: DenseModel, test, task: str, resize=None, device="cpu", progress=True) -> tuple[float, list, int]:
+    """``(mIoU %, per-class IoU %, skipped)`` for segmentation or ``(rmse, [], skipped)`` for depth."""
+    classes = len(test.classes)
+    confusion = np.zeros((classes, classes), np.int64)
+    squared, measured, skipped = 0.0, 0, 0
+    for i in tqdm(range(len(test)), desc=f"evaluate {test.name}", disable=not progress):
+        image, target = test[i]
+        if image is None:
+            skipped += 1
+            continue
+        out = predict(model, image, resize, device)
+        if task == "segmentation":
+            confusion += confusion_matrix(out.argmax(0), target, classes)
+        else:
+            valid = target > 0
+            squared += float(((out[0][valid] - target[valid]) ** 2).sum())
+            measured += int(valid.sum())
+    if task == "segmentation":
+        miou, per_class = mean_iou(confusion)
+        return 100 * miou, [100 * v for v in per_class], skipped
+    return math.sqrt(squared / max(measured, 1)), [], skipped
+
+
+def constant_score(train, test, task: str) -> float:
+    """The score of predicting one value everywhere, learnt from ``train``'s targets: its most frequent class
+    (mIoU %) or its mean measured depth (rmse): the floor a finetuned model must clear."""
+    targets = [train.target(i) for i in range(len(train))]
+    if task == "segmentation":
+        counts = sum(torch.bincount(t[t != IGNORE].flatten(), minlength=len(train.classes)) for t in targets)
+        value, classes = int(counts.argmax()), len(test.classes)
+        confusion = sum(confusion_matrix(torch.full_like(t, value), t, classes)
+                        for t in (test.target(i) for i in range(len(test))))
+        return 100 * mean_iou(confusion)[0]
+    mean = float(sum(t[t > 0].sum() for t in targets) / sum((t > 0).sum() for t in targets))
+    tests = [test.target(i) for i in range(len(test))]
+    return math.sqrt(float(sum(((t[t > 0] - mean) ** 2).sum() for t in tests) / sum((t > 0).sum() for t in tests)))
+
+
+def finetune_and_score(backbone, train, test, protocol: Protocol, resize=None, workers=0, device="cpu", seed=0,
+                       progress=True) -> FinetuneResult:
+    """Finetune on ``train``, score on ``test``: one cell of Tables 3, 4, 9 or S1."""
+    import time
+
+    start = time.perf_counter()
+    model, losses = finetune(backbone, train, protocol, resize, workers, device, seed, progress)
+    value, per_class, skipped = score(model, test, protocol.task, resize, device, progress)
+    metric = "mIoU" if protocol.task == "segmentation" else "rmse"
+    return FinetuneResult(protocol.task, metric, value, per_class, losses, len(train), len(test), skipped,
+                          time.perf_counter() - start, constant_score(train, test, protocol.task))

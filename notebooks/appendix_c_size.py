@@ -1,0 +1,105 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # C. Larger pretraining sets
+#
+# Appendix C grows IN-118K (object-centric) and OI-118K (scene-centric) by a factor of 2, 4 and 8
+# and transfers each model to the dense tasks of Table 3 (Table S1). The paper draws two conclusions:
+# more data helps with diminishing returns, and ImageNet keeps no advantage over OpenImages at any
+# size. Each row below is one MoCo-v2 run (`params/pretrain/tableS1/`) and one dense-transfer run
+# (`params/transfer/tableS1/`).
+
+# %% tags=["remove-cell"]
+import os
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from revisit import paper
+from revisit.config import load_profile
+from revisit.results import beside, constant_floors, floor_summary, transfer_scores
+from revisit.runs import plan
+
+PROFILE = os.environ.get("REVISIT_PROFILE", "cpu")
+profile = load_profile(PROFILE)
+FACTORS = (1, 2, 4, 8)
+SETS = {"IN-118K": "in118k", "OI-118K": "oi118k"}
+TRANSFER = {f"{label}_x{f}": f"transfer/tableS1/{name}_x{f}" for label, name in SETS.items() for f in FACTORS}
+PRETRAIN = {label: name.replace("transfer/", "pretrain/") for label, name in TRANSFER.items()}
+DENSE = ("voc_seg", "cityscapes_seg", "nyud_seg", "davis", "nyud_depth")
+DIGITS = {"NYUD_depth_rmse": 3}
+
+# %% tags=["remove-input"]
+sizes = pd.DataFrame({label: {"images": plan(name, profile).params.images, "epochs": plan(name, profile).params.epochs}
+                      for label, name in PRETRAIN.items()})
+display(Markdown(f"**Numbers on this page: profile `{profile.name}`.** {profile.description}"))
+display(sizes.style.set_caption("Pretraining set size and epochs of each run at this profile"))
+
+# %% [markdown]
+# ## Table S1
+#
+# Brackets give the difference to each dataset's x1 model, as the paper prints them. Depth is an rmse
+# in metres (lower is better).
+
+# %% tags=["remove-input"]
+ours = transfer_scores(TRANSFER, profile, DENSE)
+ref = paper.table("tableS1_size")
+tables = [beside(ours.filter(like=label, axis=0), ref.filter(like=label, axis=0), f"{label}_x1", DIGITS)
+          for label in SETS]
+display(pd.concat(tables).style.set_caption(f"Table S1 at profile '{profile.name}' (ours) beside the paper"))
+display(Markdown(floor_summary(ours, constant_floors(TRANSFER, profile, DENSE))))
+if ours.isna().any().any():
+    display(Markdown(f"**{int(ours.isna().sum().sum())} cells are missing**: run "
+                     f"`revisit batch --profile {profile.name} --section appendix_c`."))
+
+# %% [markdown]
+# The same numbers against the dataset's size: a line per pretraining set, ours (solid) beside the
+# paper's (dashed).
+
+# %% tags=["remove-input"]
+fig, axes = plt.subplots(1, len(DENSE), figsize=(3.4 * len(DENSE), 3.2))
+for ax, col in zip(axes, ours.columns):
+    for label in SETS:
+        rows = [f"{label}_x{f}" for f in FACTORS]
+        ax.plot(FACTORS, ours.loc[rows, col], "o-", label=f"{label} (ours)")
+        ax.plot(FACTORS, ref.loc[rows, col], "s--", alpha=0.6, label=f"{label} (paper)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(FACTORS, [f"x{f}" for f in FACTORS])
+    ax.set_title(col)
+axes[0].legend(fontsize=7)
+fig.tight_layout()
+
+# %% [markdown]
+# ## What the twins can say
+#
+# At the CPU profile the series starts from a 500-image twin and keeps the number of steps fixed
+# (62 steps of 64 images), so x8 sees each image once where x1 sees it eight times: the table
+# measures how more varied data helps at equal compute. The paper's runs, like the `paper` profile,
+# keep the epochs (400) and so train x8 eight times longer. See {doc}`../book/discrepancies`.
+
+# %% tags=["remove-input"]
+HIGHER = ["VOC_seg", "Cityscapes_seg", "NYUD_seg", "DAVIS_JF"]
+
+
+def wins(table):
+    """Of the columns where higher is better, how many the x8 model wins over x1, per dataset."""
+    return {label: int((table.loc[f"{label}_x8", HIGHER] - table.loc[f"{label}_x1", HIGHER]).gt(0).sum())
+            for label in SETS}
+
+
+if not ours.isna().any().any():
+    display(Markdown("Columns (of the four where higher is better) on which x8 beats x1: ours " +
+                     ", ".join(f"{k} {v}/4" for k, v in wins(ours).items()) + "; paper " +
+                     ", ".join(f"{k} {v}/4" for k, v in wins(ref).items()) + "."))
