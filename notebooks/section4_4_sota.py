@@ -70,11 +70,15 @@ if ours.isna().any().any():
 plots.ablation_steps(ours.drop(index="rand_init"), ref.drop(index=["rand_init", "DenseCL", "VirTex"]), "MoCo");
 
 # %% tags=["remove-input"]
+def signed(column, value):
+    return f"{value:+.3f}" if column.endswith("rmse") else f"{value:+.1f}"
+
+
 if not ours.isna().any().any():
     gains = ours.drop(index=["rand_init", "MoCo"]) - ours.loc["MoCo"]
     display(Markdown(
-        "Gains over MoCo after 800 (paper) epochs on the twins: " +
-        "; ".join(f"{row} {', '.join(f'{v:+.1f}' for v in gains.loc[row])}" for row in gains.index) +
+        "Differences to MoCo after 800 (paper) epochs on the twins: " +
+        "; ".join(f"{row} {', '.join(signed(c, v) for c, v in gains.loc[row].items())}" for row in gains.index) +
         f" ({', '.join(ours.columns)}; for depth a negative difference is a gain). The paper's rows all gain on every column."))
 
 # %% [markdown]

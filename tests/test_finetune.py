@@ -91,3 +91,11 @@ def test_constant_prediction_floor():
     depth = squares(8, "depth")
     values = np.stack([depth[i][1].numpy() for i in range(8)])
     assert constant_score(depth, depth, "depth") == pytest.approx(values.std(), rel=1e-4)
+
+
+def test_depth_follows_the_zoom():
+    data = squares(2, "depth")
+    protocol = dataclasses.replace(scaled(PROTOCOLS["nyud_depth"], crop_scale=32 / 512), scale_range=(2.0, 2.0))
+    _, target = Augmented(data, protocol, resize=None, seed=0)[0]
+    assert set(np.unique(target.numpy())) <= {0.5, 1.0, 1.5, 2.0}  # 1-4 m seen twice as close
+    assert target.max() <= 2.0 and target.min() >= 0.5

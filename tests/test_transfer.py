@@ -75,3 +75,11 @@ def test_unknown_task_is_refused(smoke, tmp_path):
     with pytest.raises(ValueError, match="unknown dense task"):
         transfer.evaluate_task("jigsaw", build_backbone("resnet_small", 8), smoke, tmp_path)
     assert set(transfer.METRICS) == set(DENSE_TASKS)
+
+
+def test_auto_detection_backend_falls_back_to_torchvision_without_detectron2():
+    import importlib.util
+
+    expected = "detectron2" if importlib.util.find_spec("detectron2") else "torchvision"
+    assert transfer.detection_backend("auto") == expected
+    assert transfer.detection_backend("torchvision") == "torchvision"

@@ -75,20 +75,22 @@ def _dilate(stage: nn.Module, dilation: int, previous: int) -> None:
 class FeatureMap(nn.Module):
     """Spatial features of a backbone (no pooling): stem and stages up to ``depth`` (4 = layer4).
 
-    ``dilate`` names stages run at stride 1 with dilation 2, 4, ...: ``(4,)`` is the dilated ResNet
-    of App. A.3/A.7 (output stride 16 for ResNet-50), ``(3, 4)`` with ``depth=3`` the stride-8 res4
-    features of Jabri et al.'s label propagation. It holds a copy of ``backbone``'s weights.
+    ``dilate`` names stages run at stride 1: with ``atrous`` (default) their 3x3 convs get dilation 2,
+    4, ... as DeepLab's output-stride trick, so ``(4,)`` is the dilated ResNet of App. A.3/A.7 (output
+    stride 16 for ResNet-50); without it only the stride changes, as Jabri et al.'s label propagation
+    does for layer3 and layer4 (``depth=3, dilate=(3, 4), atrous=False``: stride-8 res4 features).
+    It holds a copy of ``backbone``'s weights.
     """
 
-    def __init__(self, backbone: nn.Module, depth: int = 4, dilate: tuple[int, ...] = (4,)):
+    def __init__(self, backbone: nn.Module, depth: int = 4, dilate: tuple[int, ...] = (4,), atrous: bool = True):
         super().__init__()
         import copy
 
         stem, layers = stages(copy.deepcopy(backbone))
         dilation = 1
         for stage in sorted(dilate):
-            _dilate(layers[stage - 1], 2 * dilation, dilation)
-            dilation *= 2
+            _dilate(layers[stage - 1], 2 * dilation if atrous else 1, dilation)
+            dilation = 2 * dilation if atrous else 1
         self.stem, self.layers = stem, nn.Sequential(*layers[:depth])
         self.channels = [m for m in layers[depth - 1].modules() if isinstance(m, nn.BatchNorm2d)][-1].num_features
 

@@ -142,12 +142,15 @@ class TransferParams:
     head_channels: int = field(default=256, metadata=_range(1))  # FCN / ASPP width
     resize: int | None = field(default=None, metadata=_range(8))  # short side of every image first; None = native
     det_batch_size: int = field(default=16, metadata=_range(1))
+    det_backend: str = field(default="auto", metadata=_choices("auto", "detectron2", "torchvision"))  # auto:
+    # detectron2 where it is installed (the paper's), torchvision's Faster R-CNN otherwise
     train_images: int | None = field(default=None, metadata=_range(1))  # None = the official split
     test_images: int | None = field(default=None, metadata=_range(1))
     videos: int | None = field(default=None, metadata=_range(1))  # DAVIS-2017 val: 30
     video_frames: int = field(default=12, metadata=_range(3))  # twins only
     cam_size: int = field(default=224, metadata=_range(8))  # CAMs: the linear classifier's input (App. A.2 size)
     cam_images: int = field(default=8, metadata=_range(1))  # images whose CAMs are kept for the figures
+    cam_train_images: int = field(default=20000, metadata=_range(2))  # the CAM classifier's training subset
     workers: int = field(default=8, metadata=_range(0))
     seed: int = 0
     threads: int = field(default=0, metadata=_range(0))  # torch intra-op threads; 0 = torch's default

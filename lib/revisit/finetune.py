@@ -128,6 +128,8 @@ class Augmented(Dataset):
         s = lo + (hi - lo) * float(torch.rand((), generator=g))
         h, w = image.shape[-2:]
         image, target = _resize(image, target, max(1, round(min(h, w) * s)))
+        if self.protocol.task == "depth":  # zooming in by s brings the scene s times closer (0 = no measurement)
+            target = target / s
         crop = self.protocol.crop
         pad_h, pad_w = max(0, crop - image.shape[1]), max(0, crop - image.shape[2])
         fill = IGNORE if self.protocol.task == "segmentation" else 0
@@ -251,17 +253,28 @@ def score(model: DenseModel, test, task: str, resize=None, device="cpu", progres
 
 def constant_score(train, test, task: str) -> float:
     """The score of predicting one value everywhere, learnt from ``train``'s targets: its most frequent class
-    (mIoU %) or its mean measured depth (rmse): the floor a finetuned model must clear."""
-    targets = [train.target(i) for i in range(len(train))]
+    (mIoU %) or its mean measured depth (rmse): the floor a finetuned model must clear. One pass over the
+    targets, without images, holding one target at a time."""
     if task == "segmentation":
-        counts = sum(torch.bincount(t[t != IGNORE].flatten(), minlength=len(train.classes)) for t in targets)
-        value, classes = int(counts.argmax()), len(test.classes)
-        confusion = sum(confusion_matrix(torch.full_like(t, value), t, classes)
-                        for t in (test.target(i) for i in range(len(test))))
+        classes = len(train.classes)
+        counts = np.zeros(classes, np.int64)
+        for i in range(len(train)):
+            t = train.target(i)
+            counts += np.bincount(t[t != IGNORE].flatten().numpy(), minlength=classes)[:classes]
+        value, confusion = int(counts.argmax()), np.zeros((classes, classes), np.int64)
+        for i in range(len(test)):
+            t = test.target(i)
+            confusion += confusion_matrix(torch.full_like(t, value), t, classes)
         return 100 * mean_iou(confusion)[0]
-    mean = float(sum(t[t > 0].sum() for t in targets) / sum((t > 0).sum() for t in targets))
-    tests = [test.target(i) for i in range(len(test))]
-    return math.sqrt(float(sum(((t[t > 0] - mean) ** 2).sum() for t in tests) / sum((t > 0).sum() for t in tests)))
+    total, measured = 0.0, 0
+    for i in range(len(train)):
+        t = train.target(i)
+        total, measured = total + float(t[t > 0].sum()), measured + int((t > 0).sum())
+    mean, squared, measured = total / max(measured, 1), 0.0, 0
+    for i in range(len(test)):
+        t = test.target(i)
+        squared, measured = squared + float(((t[t > 0] - mean) ** 2).sum()), measured + int((t > 0).sum())
+    return math.sqrt(squared / max(measured, 1))
 
 
 def finetune_and_score(backbone, train, test, protocol: Protocol, resize=None, workers=0, device="cpu", seed=0,
@@ -270,8 +283,9 @@ def finetune_and_score(backbone, train, test, protocol: Protocol, resize=None, w
     import time
 
     start = time.perf_counter()
+    constant = constant_score(train, test, protocol.task)
     model, losses = finetune(backbone, train, protocol, resize, workers, device, seed, progress)
     value, per_class, skipped = score(model, test, protocol.task, resize, device, progress)
     metric = "mIoU" if protocol.task == "segmentation" else "rmse"
     return FinetuneResult(protocol.task, metric, value, per_class, losses, len(train), len(test), skipped,
-                          time.perf_counter() - start, constant_score(train, test, protocol.task))
+                          time.perf_counter() - start, constant)

@@ -94,7 +94,8 @@ def constrained_crops(images, anchors, candidates, min_overlap, axes=None):
 def ablation_steps(ours: pd.DataFrame, paper: pd.DataFrame, reference: str, axes=None):
     """Gain over the ``reference`` row after each ablation step, ours beside the paper's, one panel per column.
 
-    Rows are the steps in order (e.g. MoCo, +MC, +CC, ...); a rising line means each addition helped.
+    Rows are the steps in order (e.g. MoCo, +MC, +CC, ...); a rising line means each addition helped
+    (for an ``rmse`` column the reduction is plotted).
     """
     cols = list(ours.columns)
     if axes is None:  # three panels a row
@@ -109,11 +110,13 @@ def ablation_steps(ours: pd.DataFrame, paper: pd.DataFrame, reference: str, axes
         for label, table, style in (("ours", ours, "-o"), ("paper", paper, "--s")):
             if col in table and reference in table.index:
                 delta = table[col].reindex(steps).astype(float) - float(table.at[reference, col])
+                if col.endswith("rmse"):  # lower is better: plot the reduction, so up is a gain everywhere
+                    delta = -delta
                 ax.plot(range(len(steps)), delta.to_numpy(), style, label=label, lw=1.8, ms=6)
         ax.axhline(0, color="0.5", lw=0.8)
         ax.set_xticks(range(len(steps)), short, rotation=30, ha="right")
-        ax.set_title(col)
-        ax.set_ylabel(f"points over {reference}")
+        ax.set_title(f"{col} (reduction)" if col.endswith("rmse") else col)
+        ax.set_ylabel(f"gain over {reference}")
     np.atleast_1d(axes)[0].legend()
     np.atleast_1d(axes)[0].figure.tight_layout()
     return axes

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from .config import PROJECT_ROOT, Experiment, ParamsError, Profile, load_experiment, params_hash, resolve
-from .data import twins
+from .data import dense_twins, twins
 
 METRICS = "metrics.json"
 ERROR = "error.txt"
@@ -43,6 +43,8 @@ class Run:
             values["pretrain_run"] = self.needs.run_id
         if self.params.source == "twin":  # a new twin recipe is new data
             values["twin_recipe"] = twins.RECIPE_VERSION
+            if self.experiment.kind == "transfer":
+                values["dense_twin_recipe"] = dense_twins.DENSE_RECIPE_VERSION
         return f"{self.experiment.name.replace('/', '__')}--{params_hash(values)}"
 
     @property

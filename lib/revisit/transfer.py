@@ -62,6 +62,15 @@ def _finetuned(task, backbone, p: TransferParams, device, progress):
     return TaskResult(task, METRICS[task], r.value, r.n_train, r.n_test, r.seconds, details)
 
 
+def detection_backend(choice: str) -> str:
+    """``auto`` -> detectron2 where it can be imported (the paper's tool), else torchvision's Faster R-CNN."""
+    if choice != "auto":
+        return choice
+    import importlib.util
+
+    return "detectron2" if importlib.util.find_spec("detectron2") else "torchvision"
+
+
 def _detection(backbone, p: TransferParams, device, progress):
     from .data import dense_splits
     from .detection import DetectionParams, detect
@@ -80,7 +89,8 @@ def _detection(backbone, p: TransferParams, device, progress):
                              rpn_post_nms_topk=tuple(max(50, round(k * area)) for k in paper.rpn_post_nms_topk),
                              seed=p.seed, workers=p.workers)
     start = time.perf_counter()
-    r = detect(backbone, train, test, params, device=device, progress=progress)
+    r = detect(backbone, train, test, params, backend=detection_backend(p.det_backend), device=device,
+               progress=progress)
     details = {"AP50": r.AP50, "AP75": r.AP75, "backend": r.backend, "per_class_AP50": r.per_class_AP50,
                "train_loss": r.train_loss, "iterations": params.iterations}
     return TaskResult("voc_det", "AP", r.AP, r.n_train, r.n_test, time.perf_counter() - start, details)
@@ -94,7 +104,7 @@ def _davis(backbone, p: TransferParams, run_dir: Path, device, progress):
 
     videos = davis_videos(p)
     start = time.perf_counter()
-    features = FeatureMap(backbone, depth=3, dilate=(3, 4)).to(device).eval()
+    features = FeatureMap(backbone, depth=3, dilate=(3, 4), atrous=False).to(device).eval()  # Jabri et al.: strides 1
     params = PropagationParams(frame_size=p.resize)
     r = evaluate_davis(features, videos, params, run_dir / "davis", device, progress)
     seconds = time.perf_counter() - start
@@ -110,12 +120,11 @@ def _davis(backbone, p: TransferParams, run_dir: Path, device, progress):
 
 
 def _retrieval(backbone, p: TransferParams, run_dir: Path, device, progress):
-    from .backbones import FeatureMap
     from .data import dense_splits
-    from .retrieval import RetrievalParams, examples, segment_retrieval
+    from .retrieval import RetrievalParams, examples, feature_map, segment_retrieval
 
     train, val = dense_splits("voc_seg", p)
-    features = FeatureMap(backbone, depth=4, dilate=(4,)).to(device).eval()
+    features = feature_map(backbone).to(device).eval()
     start = time.perf_counter()
     r = segment_retrieval(features, train, val, RetrievalParams(image_size=_input_size(p, 512), seed=p.seed), device,
                           progress)
@@ -125,15 +134,22 @@ def _retrieval(backbone, p: TransferParams, run_dir: Path, device, progress):
                       time.perf_counter() - start, details)
 
 
-def _save_retrievals(path: Path, found, train, val):
+def _square(image: torch.Tensor, size: int) -> np.ndarray:
+    """``(size, size, 3)`` uint8 of a ``(3, H, W)`` uint8 image: figures stack images of any size."""
+    resized = torch.nn.functional.interpolate(image[None].float(), size=(size, size), mode="bilinear", antialias=True,
+                                              align_corners=False)
+    return resized[0].round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+
+
+def _save_retrievals(path: Path, found, train, val, size=128):
     """Figure S4's material: each query image and region, and its retrieved train images and regions."""
     if not found:
         return
-    image = lambda data, i: data.image(i).permute(1, 2, 0).numpy()  # noqa: E731
-    np.savez_compressed(path, queries=np.stack([image(val, e.val_image) for e in found]),
+    np.savez_compressed(path, queries=np.stack([_square(val.image(e.val_image), size) for e in found]),
                         query_masks=np.stack([e.val_mask for e in found]),
                         query_labels=np.array([e.val_label for e in found]),
-                        retrieved=np.stack([np.stack([image(train, i) for i in e.train_images]) for e in found]),
+                        retrieved=np.stack([np.stack([_square(train.image(i), size) for i in e.train_images])
+                                            for e in found]),
                         retrieved_masks=np.stack([np.stack(e.train_masks) for e in found]),
                         retrieved_labels=np.array([e.train_labels for e in found]),
                         classes=np.array(val.classes, dtype=str))
@@ -147,12 +163,15 @@ def _cams(backbone, p: TransferParams, run_dir: Path, device, progress):
     train, shown = cam_images(p)
     start = time.perf_counter()
     head = fit_classifier(backbone, train, p.cam_size, device=device, progress=progress)
+    row = {name: k for k, name in enumerate(head.classes)}  # the classifier's rows: classes present in train
     features, index, _ = extract_features(backbone, shown, resize_square(p.cam_size), device=device, progress=progress)
-    predicted = (features @ head.weight.T + head.bias).argmax(1)
-    accuracy = 100 * float((predicted == shown.labels[index]).mean())
-    images = torch.stack([shown[i] for i in range(min(p.cam_images, len(shown)))])
-    labels = shown.labels[:len(images)]
-    maps = class_activation_maps(backbone, head.weight, images, labels, p.cam_size, device=device)
+    predicted = np.array(head.classes)[(features @ head.weight.T + head.bias).argmax(1)]
+    accuracy = 100 * float((predicted == np.array(shown.classes)[shown.labels[index]]).mean())
+    picks = [i for i in index if shown.classes[shown.labels[i]] in row][:p.cam_images]
+    images = torch.stack([torch.from_numpy(_square(shown[i], p.cam_size)).permute(2, 0, 1) for i in picks])
+    labels = shown.labels[picks]
+    maps = class_activation_maps(backbone, head.weight, images, [row[shown.classes[y]] for y in labels], p.cam_size,
+                                 device=device)
     np.savez_compressed(run_dir / "cams.npz", images=images.permute(0, 2, 3, 1).numpy(), cams=maps, labels=labels,
                         classes=np.array(shown.classes, dtype=str))
     return TaskResult("cams", "top-1", accuracy, len(train), len(shown), time.perf_counter() - start,

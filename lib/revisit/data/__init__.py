@@ -108,13 +108,7 @@ def dense_splits(task: str, p) -> tuple:
 
     source = DENSE_LOADERS[task]
     train, test = source.load(data_root(), source.train), source.load(data_root(), source.test)
-    return _limit_dense(train, p.train_images, p.seed), _limit_dense(test, p.test_images, p.seed)
-
-
-def _limit_dense(images, n, seed):
-    if n is None or n >= len(images):
-        return images
-    return images.subset(np.sort(np.random.default_rng(seed).choice(len(images), n, replace=False)))
+    return _limit(train, p.train_images, p.seed), _limit(test, p.test_images, p.seed)
 
 
 def davis_videos(p) -> list:
@@ -135,7 +129,7 @@ def cam_images(p) -> tuple:
     """``(train, shown)`` for the CAMs of Figures 6 / S2: ImageNet train (+ val) for the linear classifier,
     ImageNet val (or the object-centric twin's test split) for the maps."""
     splits = target_splits("imagenet", p)
-    train = splits["train"]
+    train = _limit(splits["train"], p.cam_train_images, p.seed)
     both = ImageSet(train.name, train.files + splits["val"].files if train.files else [],
                     None if train.array is None else np.concatenate([train.array, splits["val"].array]),
                     np.concatenate([train.labels, splits["val"].labels]), train.classes)
