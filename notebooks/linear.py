@@ -38,10 +38,7 @@ from revisit.train import snapshots
 
 run = plan(experiment, load_profile(profile))
 p = run.params
-device = "cuda" if torch.cuda.is_available() else "cpu"
-if p.threads:
-    torch.set_num_threads(p.threads)
-backbone, source = evaluated_backbone(run)
+backbone, source, device = evaluated_backbone(run)
 print(f"{run.experiment.title} | profile {profile} | backbone: {source}")
 
 # %%

@@ -150,7 +150,7 @@ display(beside(davis, ref5[["J_mean", "F_mean"]], "MoCo").style.set_caption(
     f"Table 5: DAVIS-2017 label propagation, profile '{profile.name}' (ours) beside the paper"))
 display(beside(retrieval, ref6, "MoCo").style.set_caption(
     f"Table 6: VOC segment retrieval (mIoU), profile '{profile.name}' (ours) beside the paper"))
-display(pd.concat([ref5.drop(index=list(PAIR)), ref6.drop(index=list(PAIR))]).style.format(
+display(pd.concat([ref5.drop(index=list(PAIR)), ref6.drop(index=list(PAIR))], axis=1).style.format(
     precision=1, na_rep="-").set_caption("Other methods in Tables 5-6 (paper only; not trained here)"))
 if davis.isna().any().any() or retrieval.isna().any().any():
     display(Markdown(f"**Cells are missing**: run `revisit batch --profile {profile.name} --section section4_1`."))

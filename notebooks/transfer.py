@@ -27,7 +27,6 @@ profile = "smoke"
 
 # %%
 import pandas as pd
-import torch
 
 from revisit.backbones import evaluated_backbone
 from revisit.config import load_profile
@@ -36,10 +35,7 @@ from revisit.transfer import evaluate_tasks
 
 run = plan(experiment, load_profile(profile))
 p = run.params
-device = "cuda" if torch.cuda.is_available() else "cpu"
-if p.threads:
-    torch.set_num_threads(p.threads)
-backbone, source = evaluated_backbone(run)
+backbone, source, device = evaluated_backbone(run)
 print(f"{run.experiment.title} | profile {profile} | backbone: {source} | device {device}")
 
 # %%

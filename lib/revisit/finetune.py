@@ -179,12 +179,18 @@ def _lr_factor(protocol: Protocol, step: int, steps_per_epoch: int, total: int) 
     return 0.1 ** sum(epoch >= m for m in protocol.milestones)
 
 
-def finetune(backbone, train, protocol: Protocol, resize=None, workers=0, device="cpu", seed=0,
-             progress=True) -> tuple[DenseModel, list]:
-    """Train ``DenseModel`` end to end on ``train`` (a ``DenseSet``) with ``protocol``; returns it and the losses."""
+def finetune(backbone, train, protocol: Protocol, resize=None, workers=0, device="cpu", seed=0, progress=True,
+             depth_bias: float = 0.0) -> tuple[DenseModel, list]:
+    """Train ``DenseModel`` end to end on ``train`` (a ``DenseSet``) with ``protocol``; returns it and the losses.
+
+    ``depth_bias`` starts the depth output at that value (the train set's mean depth), so training fits
+    the scene's relief rather than first the mean, which matters only for short schedules."""
     torch.manual_seed(seed)
     outputs = len(train.classes) if protocol.task == "segmentation" else 1
-    model = DenseModel(backbone, protocol, outputs).to(device).train()
+    model = DenseModel(backbone, protocol, outputs)
+    if protocol.task == "depth":
+        nn.init.constant_(model.head[-1].bias, depth_bias)
+    model = model.to(device).train()
     data = Augmented(train, protocol, resize, seed)
     loader = DataLoader(data, protocol.batch_size, shuffle=True, num_workers=workers, collate_fn=_collate,
                         drop_last=len(data) > protocol.batch_size, generator=torch.Generator().manual_seed(seed))
@@ -251,29 +257,37 @@ def score(model: DenseModel, test, task: str, resize=None, device="cpu", progres
     return math.sqrt(squared / max(measured, 1)), [], skipped
 
 
-def constant_score(train, test, task: str) -> float:
-    """The score of predicting one value everywhere, learnt from ``train``'s targets: its most frequent class
-    (mIoU %) or its mean measured depth (rmse): the floor a finetuned model must clear. One pass over the
-    targets, without images, holding one target at a time."""
+def constant_prediction(train, task: str):
+    """What one value everywhere would be, from ``train``'s targets (one pass, no images): its most frequent
+    class, or its mean measured depth."""
     if task == "segmentation":
         classes = len(train.classes)
         counts = np.zeros(classes, np.int64)
         for i in range(len(train)):
             t = train.target(i)
             counts += np.bincount(t[t != IGNORE].flatten().numpy(), minlength=classes)[:classes]
-        value, confusion = int(counts.argmax()), np.zeros((classes, classes), np.int64)
-        for i in range(len(test)):
-            t = test.target(i)
-            confusion += confusion_matrix(torch.full_like(t, value), t, classes)
-        return 100 * mean_iou(confusion)[0]
+        return int(counts.argmax())
     total, measured = 0.0, 0
     for i in range(len(train)):
         t = train.target(i)
         total, measured = total + float(t[t > 0].sum()), measured + int((t > 0).sum())
-    mean, squared, measured = total / max(measured, 1), 0.0, 0
+    return total / max(measured, 1)
+
+
+def constant_score(train, test, task: str) -> float:
+    """The score of ``constant_prediction`` on ``test`` (mIoU % or rmse): the floor a finetuned model must clear."""
+    value = constant_prediction(train, task)
+    if task == "segmentation":
+        classes = len(test.classes)
+        confusion = np.zeros((classes, classes), np.int64)
+        for i in range(len(test)):
+            t = test.target(i)
+            confusion += confusion_matrix(torch.full_like(t, value), t, classes)
+        return 100 * mean_iou(confusion)[0]
+    squared, measured = 0.0, 0
     for i in range(len(test)):
         t = test.target(i)
-        squared, measured = squared + float(((t[t > 0] - mean) ** 2).sum()), measured + int((t > 0).sum())
+        squared, measured = squared + float(((t[t > 0] - value) ** 2).sum()), measured + int((t > 0).sum())
     return math.sqrt(squared / max(measured, 1))
 
 
@@ -284,7 +298,8 @@ def finetune_and_score(backbone, train, test, protocol: Protocol, resize=None, w
 
     start = time.perf_counter()
     constant = constant_score(train, test, protocol.task)
-    model, losses = finetune(backbone, train, protocol, resize, workers, device, seed, progress)
+    bias = constant_prediction(train, "depth") if protocol.task == "depth" else 0.0
+    model, losses = finetune(backbone, train, protocol, resize, workers, device, seed, progress, bias)
     value, per_class, skipped = score(model, test, protocol.task, resize, device, progress)
     metric = "mIoU" if protocol.task == "segmentation" else "rmse"
     return FinetuneResult(protocol.task, metric, value, per_class, losses, len(train), len(test), skipped,

@@ -260,8 +260,8 @@ class Example:
 
 
 def examples(result: RetrievalResult, count: int = 4, neighbours: int = 1) -> list[Example]:
-    """Queries for Figure S4: in the first ``count`` val images with a labelled foreground region,
-    the region with the most foreground pixels, with its ``neighbours`` nearest train regions."""
+    """Queries for Figure S4: in the first ``count`` val images with a region that is mostly an object,
+    that region with the most object pixels, with its ``neighbours`` nearest train regions."""
     classes = result.classes
     background = classes.index("background") if "background" in classes else None
     train_labels, val_labels = result.train.labels(), result.val.labels()
@@ -273,10 +273,10 @@ def examples(result: RetrievalResult, count: int = 4, neighbours: int = 1) -> li
     for i, region_map in enumerate(result.val.maps):
         if region_map is None or len(rows) == count:
             continue
-        ids = np.unique(region_map)
-        query = ids[foreground[ids].sum(1).argmax()]
-        if foreground[query].sum() == 0:
+        ids = np.array([r for r in np.unique(region_map) if val_labels[r] not in (background, IGNORE)])
+        if not len(ids):  # no region of this image is mostly an object
             continue
+        query = ids[foreground[ids].sum(1).argmax()]
         similarity = result.train.descriptors[bank] @ result.val.descriptors[query]
         found = bank[np.argsort(-similarity, kind="stable")[:neighbours]]
         owners = result.train.image[found]
