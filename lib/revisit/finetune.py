@@ -274,9 +274,10 @@ def constant_prediction(train, task: str):
     return total / max(measured, 1)
 
 
-def constant_score(train, test, task: str) -> float:
-    """The score of ``constant_prediction`` on ``test`` (mIoU % or rmse): the floor a finetuned model must clear."""
-    value = constant_prediction(train, task)
+def constant_score(train, test, task: str, value=None) -> float:
+    """The score of ``constant_prediction`` on ``test`` (mIoU % or rmse): the floor a finetuned model must clear.
+    ``value``: that prediction when already known."""
+    value = constant_prediction(train, task) if value is None else value
     if task == "segmentation":
         classes = len(test.classes)
         confusion = np.zeros((classes, classes), np.int64)
@@ -297,8 +298,9 @@ def finetune_and_score(backbone, train, test, protocol: Protocol, resize=None, w
     import time
 
     start = time.perf_counter()
-    constant = constant_score(train, test, protocol.task)
-    bias = constant_prediction(train, "depth") if protocol.task == "depth" else 0.0
+    prediction = constant_prediction(train, protocol.task)
+    constant = constant_score(train, test, protocol.task, prediction)
+    bias = prediction if protocol.task == "depth" else 0.0
     model, losses = finetune(backbone, train, protocol, resize, workers, device, seed, progress, bias)
     value, per_class, skipped = score(model, test, protocol.task, resize, device, progress)
     metric = "mIoU" if protocol.task == "segmentation" else "rmse"
