@@ -332,7 +332,7 @@ def cached(fn, *args, cache_dir=None, **kwargs) -> ImageSet:
                             classes=list(z["classes"]), objects=z["objects"] if z["objects"].size else None)
     result = fn(*args, **kwargs)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # one per process: runs side by side may make the same twin
     np.savez(tmp, name=result.name, array=result.array,
              labels=result.labels if result.labels is not None else np.zeros(0),
              classes=np.array(result.classes, dtype=str), objects=result.objects if result.objects is not None else np.zeros(0))
