@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -23,12 +25,12 @@
 # %% tags=["remove-cell"]
 import os
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
 from revisit import paper
 from revisit.config import load_profile
+from revisit.plots import size_series
 from revisit.results import beside, constant_floors, floor_summary, transfer_scores
 from revisit.runs import plan
 
@@ -65,21 +67,12 @@ if ours.isna().any().any():
                      f"`revisit batch --profile {profile.name} --section appendix_c`."))
 
 # %% [markdown]
-# The same numbers against the dataset's size: a line per pretraining set, ours (solid) beside the
-# paper's (dashed).
+# The same numbers against the dataset's size, as the gain over each dataset's x1 model (for depth,
+# the rmse reduction), so that ours (solid) and the paper's (dashed) share one scale: a line rising to
+# the right means more data helped.
 
 # %% tags=["remove-input"]
-fig, axes = plt.subplots(1, len(DENSE), figsize=(3.4 * len(DENSE), 3.2))
-for ax, col in zip(axes, ours.columns):
-    for label in SETS:
-        rows = [f"{label}_x{f}" for f in FACTORS]
-        ax.plot(FACTORS, ours.loc[rows, col], "o-", label=f"{label} (ours)")
-        ax.plot(FACTORS, ref.loc[rows, col], "s--", alpha=0.6, label=f"{label} (paper)")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(FACTORS, [f"x{f}" for f in FACTORS])
-    ax.set_title(col)
-axes[0].legend(fontsize=7)
-fig.tight_layout()
+size_series(ours, ref, list(SETS), FACTORS);
 
 # %% [markdown]
 # ## What the twins can say

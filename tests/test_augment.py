@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from revisit.augment import Views, ViewSet
+from revisit.augment import ColorAugment, Views, ViewSet, color_pipeline
 from revisit.crops import overlap_fraction
 from revisit.data import ImageSet
 
@@ -81,3 +81,22 @@ def test_iou_ceiling_applies_to_the_pair():
     finally:
         augment.iou_constrained_pair = original
     assert len(pairs) == 20 and all(box_iou(a, b) < 0.2 for a, b, _ in pairs)
+
+
+def test_color_augment_equals_the_torchvision_pipeline():
+    """The fast path draws the same numbers in the same order as v2.Compose, so every view is identical."""
+    for size in (14, 32):
+        img = image(2, size)
+        fast, reference = ColorAugment(size), color_pipeline(size)
+        for seed in range(40):  # 40 seeds cover every branch (jitter orders, grayscale, blur, flip)
+            a, b = views_with_seed(fast, img, seed), views_with_seed(reference, img, seed)
+            assert torch.equal(a, b), (size, seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            fast(img)
+            after_fast = torch.rand(4)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            reference(img)
+            after_reference = torch.rand(4)
+        assert torch.equal(after_fast, after_reference)  # and leave the generator in the same state

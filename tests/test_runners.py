@@ -31,6 +31,10 @@ def test_batch_executes_the_book_runs_in_dependency_order(smoke_runs):
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[")]
     order = [ln.split()[1] for ln in lines]
     assert order.index("pretrain/moco_coco_400ep") < order.index("linear/table2_coco")
+    started = [ln.split()[1] for ln in lines if ": running in " in ln]
+    first_evaluation = next(i for i, name in enumerate(started) if not name.startswith("pretrain/"))
+    assert all(name.startswith("pretrain/") for name in started[:first_evaluation])
+    assert not any(name.startswith("pretrain/") for name in started[first_evaluation:])  # pretraining first
     n = len(book_runs())
     assert n >= 80  # Sections 3-4 and Appendix C: pretraining, linear and dense-transfer runs
     assert f"{n} run, 0 already done, 0 failed" in proc.stdout

@@ -97,7 +97,8 @@ def run_all(names, profile: Profile, echo=print, jobs: int = 1) -> Report:
     pending, running = list(runs), {}
     try:
         while pending or running:
-            for run in list(pending):
+            # Pretraining runs first: they are long and unblock the evaluations, which then fill both cores at the end
+            for run in sorted(pending, key=lambda r: r.experiment.kind != "pretrain"):
                 if len(running) >= max(jobs, 1):
                     break
                 tag = tags[run.run_id]

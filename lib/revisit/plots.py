@@ -122,6 +122,36 @@ def ablation_steps(ours: pd.DataFrame, paper: pd.DataFrame, reference: str, axes
     return axes
 
 
+def size_series(ours: pd.DataFrame, paper: pd.DataFrame, sets, factors, axes=None):
+    """Table S1 against dataset size: each column's gain over the x1 model, ours (solid) beside the paper's (dashed).
+
+    Rows are named ``{set}_x{factor}``. Gains rather than values put ours and the paper's on one scale
+    (the twins' numbers sit far below the paper's); for an ``rmse`` column the reduction is plotted.
+    """
+    cols = list(ours.columns)
+    if axes is None:
+        _, axes = plt.subplots(1, len(cols), figsize=(3.4 * len(cols), 3.4), squeeze=False)
+        axes = axes.flat
+    colours = dict(zip(sets, sns.color_palette("deep", len(sets))))
+    for ax, col in zip(axes, cols):
+        for name in sets:
+            rows = [f"{name}_x{f}" for f in factors]
+            for label, table, style in (("ours", ours, "o-"), ("paper", paper, "s--")):
+                if col in table and set(rows) <= set(table.index):
+                    values = table.loc[rows, col].astype(float).to_numpy()
+                    gain = (values[0] - values) if col.endswith("rmse") else (values - values[0])
+                    ax.plot(factors, gain, style, color=colours[name], alpha=1.0 if label == "ours" else 0.55,
+                            label=f"{name} ({label})")
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(factors), [f"x{f}" for f in factors])
+        ax.set_title(f"{col} (reduction)" if col.endswith("rmse") else col)
+    axes[0].set_ylabel("gain over x1")
+    axes[0].legend(fontsize=7)
+    axes[0].figure.tight_layout()
+    return axes
+
+
 def class_activation_maps(rows: dict, columns: int = 8):
     """Figures 6 / S2: each row one model's CAMs over the same images (``{label: cams.npz contents}``)."""
     from .cams import overlay

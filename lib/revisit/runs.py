@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from .config import PROJECT_ROOT, Experiment, ParamsError, Profile, load_experiment, params_hash, resolve
-from .data import dense_twins, twins
+from .config import (DENSE_RECIPE_VERSION, PROJECT_ROOT, RECIPE_VERSION, Experiment, ParamsError, Profile, load_experiment,
+                     params_hash, resolve)
 
 METRICS = "metrics.json"
 ERROR = "error.txt"
@@ -42,9 +42,9 @@ class Run:
         if self.needs is not None:
             values["pretrain_run"] = self.needs.run_id
         if self.params.source == "twin":  # a new twin recipe is new data
-            values["twin_recipe"] = twins.RECIPE_VERSION
+            values["twin_recipe"] = RECIPE_VERSION
             if self.experiment.kind == "transfer":
-                values["dense_twin_recipe"] = dense_twins.DENSE_RECIPE_VERSION
+                values["dense_twin_recipe"] = DENSE_RECIPE_VERSION
         return f"{self.experiment.name.replace('/', '__')}--{params_hash(values)}"
 
     @property

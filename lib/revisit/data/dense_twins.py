@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import DENSE_RECIPE_VERSION
 from .dense import Boxes, DenseSet, Video
 from .dense_loaders import CITYSCAPES_CLASSES, NYUD_CLASSES, VOC_SEG_CLASSES
 from .loaders import VOC_CLASSES, _check_split
 from .twins import (RECIPE_VERSION, SCENE_PALETTES, SIZE, UNIVERSE, _finish, _rgb, draw_object, scene_background,
                     smooth_noise)
 
-DENSE_RECIPE_VERSION = 1  # bump when a recipe below changes: cached dense twins are then made anew
 IGNORE = 255
 TWIN_SPLITS = ("train", "val", "test")
 _STREAMS = ("voc_segmentation", "voc_detection", "cityscapes", "nyud", "davis")  # one random stream each

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import RECIPE_VERSION
 from .images import ImageSet
 
-RECIPE_VERSION = 5  # bump when a recipe changes: cached twins and twin runs are then made anew
 SIZE = 64  # native twin resolution; crops and linear-eval resizes go to the profile's size
 SHAPES = ("disk", "square", "triangle", "diamond", "star", "cross", "ring", "ellipse")
 TEXTURES = ("solid", "stripes", "checker", "dots")
