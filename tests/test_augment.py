@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from revisit.augment import ColorAugment, Views, ViewSet, color_pipeline
+from revisit.augment import Views, ViewSet
 from revisit.crops import overlap_fraction
 from revisit.data import ImageSet
 
@@ -33,15 +33,32 @@ def test_autoaugment_never_touches_the_anchor():
         views = Views(32, small_crops=3, small_size=14, policy=policy)
         strong = views.strong
         views.strong = lambda x, strong=strong: calls.append((policy, tuple(x.shape))) or strong(x)
-        out = [views_with_seed(views, img, seed) for seed in range(8)]
+        out = [views_with_seed(views.crops, img, seed) for seed in range(8)]
         if policy == "standard":
             reference = out
         for a, b in zip(out, reference):
-            assert torch.equal(a["anchor"], b["anchor"])  # same seed, same anchor whatever the policy
+            assert torch.equal(a["anchor"], b["anchor"])  # same seed, same anchor crop whatever the policy
+        for crops in out:
+            assert crops["strong"].shape == (4,)
+            if policy != "mixed":
+                assert bool(crops["strong"].all()) == (policy == "autoaugment")
     per_policy = {p: [c for c in calls if c[0] == p] for p in ("standard", "mixed", "autoaugment")}
     assert not per_policy["standard"]
     assert len(per_policy["autoaugment"]) == 8 * 4  # every positive (1 large + 3 small), never the anchor
     assert 0 < len(per_policy["mixed"]) < 8 * 4  # about half of them
+
+
+def test_batch_colours_are_drawn_per_image_and_skip_autoaugment():
+    """Identical crops in one batch get different colours; AutoAugment's positives are only normalised."""
+    views = Views(32, small_crops=2, small_size=14, policy="autoaugment")
+    crops = views_with_seed(views.crops, image(3), 0)
+    batch = torch.utils.data.default_collate([crops] * 16)
+    out = views_with_seed(views.colour, batch, 1)
+    assert out["anchor"].shape == (16, 3, 32, 32) and out["small"].shape == (16, 2, 3, 14, 14)
+    assert len({round(float(a.mean()), 4) for a in out["anchor"]}) > 8  # per-image jitter, flips, blur
+    expected = views.normalize(batch["positive"].float() / 255)
+    assert torch.allclose(out["positive"], expected, atol=1e-6)  # AutoAugment positives: no colour steps
+    assert torch.equal(views_with_seed(views.colour, batch, 1)["anchor"], out["anchor"])  # seeded
 
 
 def test_constrained_small_crops_overlap_the_anchor(monkeypatch):
@@ -61,10 +78,12 @@ def test_constrained_small_crops_overlap_the_anchor(monkeypatch):
 def test_viewset_counts_rejected_crops_and_batches_sample_major():
     images = ImageSet("tiny", array=np.random.default_rng(0).integers(0, 256, (6, 64, 64, 3), dtype=np.uint8))
     views = ViewSet(images, Views(23, small_crops=2, small_size=14, min_overlap=0.9), seed=0)
-    batch = torch.utils.data.default_collate([views[i] for i in range(6)])
-    assert batch["small"].shape == (6, 2, 3, 14, 14)
+    batch = views.collate([views[i] for i in range(6)])
+    assert batch["small"].shape == (6, 2, 3, 14, 14) and batch["anchor"].dtype == torch.float32
     assert int(batch["rejected"].sum()) > 0  # 90% overlap rejects many candidates
     assert torch.equal(views[3]["small"], views[3]["small"])  # seeded per (seed, epoch, index)
+    again = views.collate([views[i] for i in range(6)])
+    assert torch.equal(batch["anchor"], again["anchor"])  # colours seeded per batch: any worker, same views
 
 
 def test_iou_ceiling_applies_to_the_pair():
@@ -81,22 +100,3 @@ def test_iou_ceiling_applies_to_the_pair():
     finally:
         augment.iou_constrained_pair = original
     assert len(pairs) == 20 and all(box_iou(a, b) < 0.2 for a, b, _ in pairs)
-
-
-def test_color_augment_equals_the_torchvision_pipeline():
-    """The fast path draws the same numbers in the same order as v2.Compose, so every view is identical."""
-    for size in (14, 32):
-        img = image(2, size)
-        fast, reference = ColorAugment(size), color_pipeline(size)
-        for seed in range(40):  # 40 seeds cover every branch (jitter orders, grayscale, blur, flip)
-            a, b = views_with_seed(fast, img, seed), views_with_seed(reference, img, seed)
-            assert torch.equal(a, b), (size, seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            fast(img)
-            after_fast = torch.rand(4)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            reference(img)
-            after_reference = torch.rand(4)
-        assert torch.equal(after_fast, after_reference)  # and leave the generator in the same state

@@ -45,6 +45,7 @@ def test_paper_recipes_and_their_scaling():
     small = scaled(voc, schedule=0.1, crop_scale=1 / 16, lr_scale=10, head_channels=32)
     assert (small.epochs, small.milestones, small.crop, small.head_channels) == (4, (3, 4), 32, 32)
     assert small.lr == pytest.approx(0.03)
+    assert scaled(city, crop_scale=1 / 16).crop == 48 and scaled(city, crop_scale=1 / 16, max_crop=32).crop == 32
     assert _lr_factor(voc, 0, 10, 450) == 1 and _lr_factor(voc, 300, 10, 450) == pytest.approx(0.1)
     assert _lr_factor(voc, 449, 10, 450) == pytest.approx(0.01)
     assert _lr_factor(city, 0, 10, 100) == 1 and _lr_factor(city, 50, 10, 100) == pytest.approx(0.5 ** 0.9)

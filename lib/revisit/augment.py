@@ -5,14 +5,20 @@ Default: RandomResizedCrop with scale (0.2, 1.0) and ratio (3/4, 4/3), then colo
 p = 0.5, horizontal flip, ImageNet normalisation. ``Views`` adds what Sec. 4 varies: N small
 crops (multi-crop, 4.1), their overlap constraint with the anchor (constrained multi-crop), an IoU
 ceiling between anchor and positive (Figures 2-3) and the positives' augmentation policy (4.2).
-All randomness is drawn from torch's global generator, which ``ViewSet`` seeds per
-(seed, epoch, index): a resumed run sees the same views as an uninterrupted one.
+
+Crops (and AutoAugment) are drawn per image; the colour steps run on a whole batch at once with
+per-image parameters (kornia), because per image they cost more than the model at the twins'
+14-32 px. All randomness is drawn from torch's global generator, which ``ViewSet`` seeds per
+(seed, epoch, index) for the crops and per (seed, epoch, batch) for the colours: a resumed run
+sees the same views as an uninterrupted one, with any number of loader workers.
 """
 from __future__ import annotations
 
+import kornia.augmentation as K
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch import nn
+from torch.utils.data import Dataset, default_collate
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
@@ -34,57 +40,24 @@ def blur_kernel(size: int) -> int:
     return k + 1 - k % 2
 
 
-def color_pipeline(size: int) -> v2.Compose:
-    """Everything of MoCo-v2's augmentation after the crop, as torchvision transforms (the reference)."""
-    return v2.Compose([
-        v2.ToDtype(torch.float32, scale=True),  # colour ops are cheaper on floats than on uint8
-        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-        v2.RandomGrayscale(p=0.2),
-        v2.RandomApply([v2.GaussianBlur(blur_kernel(size), sigma=(0.1, 2.0))], p=0.5),
-        v2.RandomHorizontalFlip(),
-        normalize(),
-    ])
+def color_pipeline(size: int) -> nn.Sequential:
+    """Everything of MoCo-v2's augmentation after the crop except the normalisation, on a float batch in [0, 1].
 
-
-class ColorAugment:
-    """``color_pipeline(size)`` called through torchvision's kernels, without the v2 containers.
-
-    Same random draws in the same order, so the output is identical (tests/test_augment.py); at
-    the twins' 14-32 px crops the containers' per-call overhead was half the loader's time
-    (0.94 vs 0.49 ms per crop), and a pretraining step needs 2-8 crops per image.
+    kornia's ColorJitter uses torchvision's formulas with per-image factors; the order of its four
+    steps is drawn per batch, where torchvision draws it per image.
     """
-
-    def __init__(self, size: int):
-        self.kernel = [blur_kernel(size)] * 2
-        self.mean, self.std = list(IMAGENET_MEAN), list(IMAGENET_STD)
-
-    def __call__(self, img: torch.Tensor) -> torch.Tensor:
-        x = TF.to_dtype_image(img, torch.float32, scale=True)
-        if torch.rand(1) < 0.8:  # v2.ColorJitter: a random order, then brightness, contrast, saturation, hue
-            order = torch.randperm(4).tolist()
-            factors = [_uniform(0.6, 1.4), _uniform(0.6, 1.4), _uniform(0.6, 1.4), _uniform(-0.1, 0.1)]
-            for i in order:
-                x = _JITTER[i](x, factors[i])
-        if torch.rand(1) < 0.2:
-            x = TF.rgb_to_grayscale_image(x, num_output_channels=3)
-        if torch.rand(1) < 0.5:
-            sigma = _uniform(0.1, 2.0)
-            x = TF.gaussian_blur_image(x, self.kernel, [sigma, sigma])
-        if torch.rand(1) < 0.5:
-            x = TF.horizontal_flip_image(x)
-        return TF.normalize_image(x, self.mean, self.std)
-
-
-def _uniform(low: float, high: float) -> float:
-    return float(torch.empty(1).uniform_(low, high).item())
-
-
-_JITTER = (TF.adjust_brightness_image, TF.adjust_contrast_image, TF.adjust_saturation_image, TF.adjust_hue_image)
+    k = blur_kernel(size)
+    return nn.Sequential(
+        K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
+        K.RandomGrayscale(p=0.2),
+        K.RandomGaussianBlur((k, k), (0.1, 2.0), p=0.5),
+        K.RandomHorizontalFlip(),
+    )
 
 
 def autoaugment_pipeline() -> v2.Compose:
-    """A+'s other branch: AutoAugment (ImageNet policy) and a flip, no colour jitter (official code)."""
-    return v2.Compose([v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET), v2.RandomHorizontalFlip(), normalize()])
+    """A+'s other branch: AutoAugment (ImageNet policy) and a flip, no colour jitter (official code); uint8 out."""
+    return v2.Compose([v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET), v2.RandomHorizontalFlip()])
 
 
 def _torch_rng() -> np.random.Generator:
@@ -99,6 +72,9 @@ class Views:
     or either at random with p = 0.5 (``"mixed"``, the paper's A+). Small crops must keep
     ``min_overlap`` of their area inside the anchor crop (0 = unconstrained multi-crop); the
     positive must have IoU below ``max_iou`` with the anchor (None = no ceiling).
+
+    ``crops(img)`` draws one image's uint8 crops (AutoAugment already applied where the policy
+    says); ``colour(batch)`` finishes a collated batch of them; ``views(img)`` does both for one image.
     """
 
     def __init__(self, size=224, scale=(0.2, 1.0), ratio=DEFAULT_RATIO, small_crops=0, small_size=96,
@@ -108,16 +84,15 @@ class Views:
         self.size, self.scale, self.ratio = size, tuple(scale), tuple(ratio)
         self.small_crops, self.small_size, self.small_scale = small_crops, small_size, tuple(small_scale)
         self.min_overlap, self.overlap_tries, self.max_iou, self.policy = min_overlap, overlap_tries, max_iou, policy
-        self.color, self.small_color = ColorAugment(size), ColorAugment(small_size)
+        self.color, self.small_color = color_pipeline(size), color_pipeline(small_size)
         self.strong = autoaugment_pipeline()
+        self.normalize = normalize()
 
-    def _positive(self, crop, color):
-        """The positive's pipeline, chosen by the policy (one torch draw only for "mixed")."""
-        if self.policy == "standard" or (self.policy == "mixed" and torch.rand(()) < 0.5):
-            return color(crop)
-        return self.strong(crop)
+    def _strong(self) -> bool:
+        """Whether a positive takes AutoAugment instead of the default pipeline (one torch draw for "mixed")."""
+        return self.policy == "autoaugment" or (self.policy == "mixed" and bool(torch.rand(()) >= 0.5))
 
-    def __call__(self, img) -> dict:
+    def crops(self, img) -> dict:
         height, width = img.shape[-2:]
         rng = _torch_rng()
         rejected, fallbacks = 0, 0
@@ -126,9 +101,7 @@ class Views:
             positive = sample_crop(height, width, self.scale, self.ratio, rng)
         else:
             anchor, positive, rejected = iou_constrained_pair(height, width, self.scale, self.ratio, self.max_iou, rng)
-        views = {"anchor": self.color(_resized(img, anchor, self.size)),
-                 "positive": self._positive(_resized(img, positive, self.size), self.color)}
-        small = []
+        boxes, sizes = [positive], [self.size]
         for _ in range(self.small_crops):
             if self.min_overlap > 0:
                 box, n, fell_back = constrained_crop(height, width, self.small_scale, self.ratio, anchor,
@@ -137,10 +110,45 @@ class Views:
                 fallbacks += fell_back
             else:
                 box = sample_crop(height, width, self.small_scale, self.ratio, rng)
-            small.append(self._positive(_resized(img, box, self.small_size), self.small_color))
-        views["small"] = torch.stack(small) if small else torch.zeros(0, 3, self.small_size, self.small_size)
-        views["rejected"], views["fallbacks"] = rejected, int(fallbacks)
-        return views
+            boxes.append(box)
+            sizes.append(self.small_size)
+        positives, strong = [], []
+        for box, size in zip(boxes, sizes):
+            crop, is_strong = _resized(img, box, size), self._strong()
+            positives.append(self.strong(crop) if is_strong else crop)
+            strong.append(is_strong)
+        small = positives[1:]
+        return {"anchor": _resized(img, anchor, self.size), "positive": positives[0],
+                "small": torch.stack(small) if small else torch.zeros(0, 3, self.small_size, self.small_size, dtype=torch.uint8),
+                "strong": torch.tensor(strong), "rejected": rejected, "fallbacks": int(fallbacks)}
+
+    def colour(self, batch: dict) -> dict:
+        """A collated batch of ``crops`` -> normalised float views; the colour steps skip AutoAugment's positives."""
+        anchor, positive, small = (batch[k].float() / 255 for k in ("anchor", "positive", "small"))
+        strong = batch["strong"]
+        anchor = self.color(anchor)
+        positive = _where_not(strong[:, 0], self.color, positive)
+        if small.shape[1]:
+            b, n = small.shape[:2]
+            small = _where_not(strong[:, 1:].flatten(), self.small_color, small.flatten(0, 1)).view(b, n, *small.shape[2:])
+        return {**batch, "anchor": self.normalize(anchor), "positive": self.normalize(positive),
+                "small": self.normalize(small)}
+
+    def __call__(self, img) -> dict:
+        """One image's finished views (for figures and tests; training colours whole batches)."""
+        views = self.colour(default_collate([self.crops(img)]))
+        return {k: v[0] if k in ("anchor", "positive", "small") else v for k, v in views.items()}
+
+
+def _where_not(skip: torch.Tensor, transform, x: torch.Tensor) -> torch.Tensor:
+    """``transform`` applied to the images of ``x`` whose ``skip`` flag is False."""
+    todo = ~skip
+    if todo.all():
+        return transform(x)
+    out = x.clone()
+    if todo.any():
+        out[todo] = transform(x[todo])
+    return out
 
 
 def _resized(img, box, size):
@@ -149,13 +157,14 @@ def _resized(img, box, size):
 
 
 class ViewSet(Dataset):
-    """Wraps an ``ImageSet``: item ``i`` -> the ``Views`` of image ``i`` plus ``skipped``.
+    """Wraps an ``ImageSet``: item ``i`` -> the crops of image ``i`` plus ``skipped``; ``collate`` colours a batch.
 
     An unreadable image is replaced by the next readable one (the batch keeps its size, so the
-    queue stays divisible by it) and ``skipped`` counts it for the run's metrics.
+    queue stays divisible by it) and ``skipped`` counts it for the run's metrics. Use
+    ``DataLoader(viewset, collate_fn=viewset.collate)``.
     """
 
-    def __init__(self, images, transform, seed: int = 0):
+    def __init__(self, images, transform: Views, seed: int = 0):
         self.images, self.transform, self.seed, self.epoch = images, transform, seed, 0
 
     def set_epoch(self, epoch: int):
@@ -173,5 +182,12 @@ class ViewSet(Dataset):
             raise RuntimeError(f"no readable image in {self.images.name}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash((self.seed, self.epoch, i)) & (2**62 - 1))
-            views = self.transform(img)
-        return {**views, "skipped": skipped}
+            views = self.transform.crops(img)
+        return {**views, "skipped": skipped, "index": i}
+
+    def collate(self, samples: list[dict]) -> dict:
+        """Stack the samples and colour them, seeded by (seed, epoch, first index): the same in any worker."""
+        batch = default_collate(samples)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(hash((self.seed, self.epoch, samples[0]["index"], -1)) & (2**62 - 1))
+            return self.transform.colour(batch)

@@ -146,6 +146,7 @@ class TransferParams:
     lr_scale: float = field(default=1.0, metadata=_range(0.0))  # x every recipe's learning rate
     head_channels: int = field(default=256, metadata=_range(1))  # FCN / ASPP width
     resize: int | None = field(default=None, metadata=_range(8))  # short side of every image first; None = native
+    max_crop: int | None = field(default=None, metadata=_range(8))  # cap on finetuning crops; None = the recipe's
     det_batch_size: int = field(default=16, metadata=_range(1))
     det_backend: str = field(default="auto", metadata=_choices("auto", "detectron2", "torchvision"))  # auto:
     # detectron2 where it is installed (the paper's), torchvision's Faster R-CNN otherwise

@@ -57,17 +57,18 @@ PROTOCOLS = {
 
 
 def scaled(protocol: Protocol, schedule=1.0, crop_scale=1.0, lr_scale=1.0, head_channels=None,
-           train_images=None) -> Protocol:
+           train_images=None, max_crop=None) -> Protocol:
     """The recipe at a profile's scale: ``schedule`` x the paper's *iterations* (on a train set of
-    ``train_images``, the epochs that make them), crop x ``crop_scale``, lr x ``lr_scale``.
+    ``train_images``, the epochs that make them), crop x ``crop_scale`` (at most ``max_crop``), lr x ``lr_scale``.
 
     Counting iterations keeps the datasets' relative training lengths: VOC's 45 epochs of 10582
     images are 30k steps, NYUD's 100 epochs of 795 images 10k, whatever the twins' sizes.
     """
     factor = schedule * protocol.images / (train_images or protocol.images)
+    crop = max(8, round(protocol.crop * crop_scale))
     return replace(protocol, epochs=max(1, round(protocol.epochs * factor)),
                    milestones=tuple(max(1, round(m * factor)) for m in protocol.milestones),
-                   crop=max(8, round(protocol.crop * crop_scale)), lr=protocol.lr * lr_scale,
+                   crop=min(crop, max_crop) if max_crop else crop, lr=protocol.lr * lr_scale,
                    head_channels=head_channels or protocol.head_channels, images=train_images or protocol.images)
 
 

@@ -143,7 +143,7 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
         views.set_epoch(epoch)
         sampler.set_epoch(epoch)
         loader = DataLoader(views, batch_size=p.batch_size // world, sampler=sampler, drop_last=True,
-                            num_workers=p.workers, pin_memory=device.startswith("cuda"))
+                            num_workers=p.workers, pin_memory=device.startswith("cuda"), collate_fn=views.collate)
         lr = cosine_lr(p, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr

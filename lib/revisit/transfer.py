@@ -55,7 +55,8 @@ def _finetuned(task, backbone, p: TransferParams, device, progress):
     from .finetune import PROTOCOLS, finetune_and_score, scaled
 
     train, test = dense_splits(task, p)
-    protocol = scaled(PROTOCOLS[task], p.schedule, p.resolution, p.lr_scale, p.head_channels, len(train))
+    protocol = scaled(PROTOCOLS[task], p.schedule, p.resolution, p.lr_scale, p.head_channels, len(train),
+                      p.max_crop)
     r = finetune_and_score(backbone, train, test, protocol, p.resize, p.workers, device, p.seed, progress)
     details = {"per_class": dict(zip(test.classes, r.per_class)), "train_loss": r.train_loss, "epochs": protocol.epochs,
                "crop": protocol.crop, "lr": protocol.lr, "skipped_images": r.skipped, "constant": r.constant}
