@@ -119,7 +119,8 @@ class Views:
             strong.append(is_strong)
         small = positives[1:]
         return {"anchor": _resized(img, anchor, self.size), "positive": positives[0],
-                "small": torch.stack(small) if small else torch.zeros(0, 3, self.small_size, self.small_size, dtype=torch.uint8),
+                "small": torch.stack(small) if small else torch.zeros(0, 3, self.small_size, self.small_size,
+                                                                     dtype=torch.uint8),
                 "strong": torch.tensor(strong), "rejected": rejected, "fallbacks": int(fallbacks)}
 
     def colour(self, batch: dict) -> dict:
@@ -130,7 +131,8 @@ class Views:
         positive = _where_not(strong[:, 0], self.color, positive)
         if small.shape[1]:
             b, n = small.shape[:2]
-            small = _where_not(strong[:, 1:].flatten(), self.small_color, small.flatten(0, 1)).view(b, n, *small.shape[2:])
+            small = _where_not(strong[:, 1:].flatten(), self.small_color, small.flatten(0, 1))
+            small = small.view(b, n, *small.shape[1:])
         return {**batch, "anchor": self.normalize(anchor), "positive": self.normalize(positive),
                 "small": self.normalize(small)}
 
