@@ -9,11 +9,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: book runs html test status sync clean
 
-# --no-compile: no .pyc pass over all of torch (about 30 s); a first import compiles only what it uses
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-compile torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install --quiet --no-compile -e '.[dev]'
+	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
 book: runs
