@@ -91,6 +91,15 @@ def constrained_crops(images, anchors, candidates, min_overlap, axes=None):
     return axes
 
 
+def _gain(values: np.ndarray, reference: float, col: str) -> np.ndarray:
+    """``values`` minus ``reference``; for an ``rmse`` column (lower is better) the reduction, so up is a gain."""
+    return reference - values if col.endswith("rmse") else values - reference
+
+
+def _gain_title(col: str) -> str:
+    return f"{col} (reduction)" if col.endswith("rmse") else col
+
+
 def ablation_steps(ours: pd.DataFrame, paper: pd.DataFrame, reference: str, axes=None):
     """Gain over the ``reference`` row after each ablation step, ours beside the paper's, one panel per column.
 
@@ -109,13 +118,11 @@ def ablation_steps(ours: pd.DataFrame, paper: pd.DataFrame, reference: str, axes
     for ax, col in zip(np.atleast_1d(axes), cols):
         for label, table, style in (("ours", ours, "-o"), ("paper", paper, "--s")):
             if col in table and reference in table.index:
-                delta = table[col].reindex(steps).astype(float) - float(table.at[reference, col])
-                if col.endswith("rmse"):  # lower is better: plot the reduction, so up is a gain everywhere
-                    delta = -delta
-                ax.plot(range(len(steps)), delta.to_numpy(), style, label=label, lw=1.8, ms=6)
+                gain = _gain(table[col].reindex(steps).to_numpy(float), float(table.at[reference, col]), col)
+                ax.plot(range(len(steps)), gain, style, label=label, lw=1.8, ms=6)
         ax.axhline(0, color="0.5", lw=0.8)
         ax.set_xticks(range(len(steps)), short, rotation=30, ha="right")
-        ax.set_title(f"{col} (reduction)" if col.endswith("rmse") else col)
+        ax.set_title(_gain_title(col))
         ax.set_ylabel(f"gain over {reference}")
     np.atleast_1d(axes)[0].legend()
     np.atleast_1d(axes)[0].figure.tight_layout()
@@ -138,14 +145,13 @@ def size_series(ours: pd.DataFrame, paper: pd.DataFrame, sets, factors, axes=Non
             rows = [f"{name}_x{f}" for f in factors]
             for label, table, style in (("ours", ours, "o-"), ("paper", paper, "s--")):
                 if col in table and set(rows) <= set(table.index):
-                    values = table.loc[rows, col].astype(float).to_numpy()
-                    gain = (values[0] - values) if col.endswith("rmse") else (values - values[0])
-                    ax.plot(factors, gain, style, color=colours[name], alpha=1.0 if label == "ours" else 0.55,
+                    values = table.loc[rows, col].to_numpy(float)
+                    ax.plot(factors, _gain(values, values[0], col), style, color=colours[name], alpha=1.0 if label == "ours" else 0.55,
                             label=f"{name} ({label})")
         ax.axhline(0, color="0.5", lw=0.8)
         ax.set_xscale("log", base=2)
         ax.set_xticks(list(factors), [f"x{f}" for f in factors])
-        ax.set_title(f"{col} (reduction)" if col.endswith("rmse") else col)
+        ax.set_title(_gain_title(col))
     axes[0].set_ylabel("gain over x1")
     axes[0].legend(fontsize=7)
     axes[0].figure.tight_layout()
