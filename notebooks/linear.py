@@ -33,7 +33,8 @@ import torch
 from revisit.backbones import build_backbone, evaluated_backbone
 from revisit.config import load_profile
 from revisit.evaluations import evaluate
-from revisit.runs import METRICS, plan, write_json_atomic
+from revisit.rundir import METRICS, write_json
+from revisit.runs import plan
 from revisit.train import snapshots
 
 run = plan(experiment, load_profile(profile))
@@ -69,7 +70,7 @@ if p.snapshot_targets and run.needs is not None:
 pd.DataFrame(along)
 
 # %%
-write_json_atomic(run.dir / METRICS, {"experiment": experiment, "profile": profile,
+write_json(run.dir / METRICS, {"experiment": experiment, "profile": profile,
                                       "backbone": str(source),
                                       "targets": {t: dataclasses.asdict(r) for t, r in results.items()},
                                       "snapshots": along,

@@ -26,7 +26,8 @@ profile = "smoke"
 from revisit.config import load_profile
 from revisit.data import pretrain_images
 from revisit.plots import loss_curves
-from revisit.runs import METRICS, plan, write_json_atomic
+from revisit.rundir import METRICS, write_json
+from revisit.runs import plan
 from revisit.train import pretrain, read_log
 
 run = plan(experiment, load_profile(profile))
@@ -44,5 +45,5 @@ summary
 loss_curves({experiment: read_log(run.dir)});
 
 # %%
-write_json_atomic(run.dir / METRICS, {**summary, "experiment": experiment, "profile": profile,
+write_json(run.dir / METRICS, {**summary, "experiment": experiment, "profile": profile,
                                       "dataset": p.dataset, "images": len(images)})

@@ -30,7 +30,8 @@ import pandas as pd
 
 from revisit.backbones import evaluated_backbone
 from revisit.config import load_profile
-from revisit.runs import METRICS, plan, write_json_atomic
+from revisit.rundir import METRICS, write_json
+from revisit.runs import plan
 from revisit.transfer import evaluate_tasks
 
 run = plan(experiment, load_profile(profile))
@@ -45,5 +46,5 @@ pd.DataFrame([{"task": r.task, "metric": r.metric, "value": r.value, "train/test
               for r in results.values()])
 
 # %%
-write_json_atomic(run.dir / METRICS, {"experiment": experiment, "profile": profile, "backbone": str(source),
+write_json(run.dir / METRICS, {"experiment": experiment, "profile": profile, "backbone": str(source),
                                       "tasks": {t: r.to_json() for t, r in results.items()}})

@@ -1,9 +1,11 @@
 """Shared fixtures: every test gets its own runs folder and twin cache, never the project's."""
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from revisit.config import PROJECT_ROOT
 
@@ -32,3 +34,14 @@ def smoke_runs(tmp_path_factory):
     return root, env, proc
 
 
+def params_copy(tmp_path, **profiles):
+    """A copy of the project's params with extra profiles (dicts of overrides)."""
+    root = tmp_path / "params"
+    shutil.copytree(PROJECT_ROOT / "params", root)
+    smoke = yaml.safe_load((root / "profiles" / "smoke.yaml").read_text())
+    for name, overrides in profiles.items():
+        profile = {**smoke, **{kind: {**smoke[kind], **overrides.get(kind, {})} for kind in ("pretrain", "linear")}}
+        fixed = {key for values in overrides.values() for key in values}
+        profile["scale"] = {key: factor for key, factor in smoke["scale"].items() if key not in fixed}
+        (root / "profiles" / f"{name}.yaml").write_text(yaml.safe_dump(profile))
+    return root

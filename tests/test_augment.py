@@ -1,6 +1,9 @@
 """augment: the Sec. 4 view policies (multi-crop sizes, constraints, A+ only on positives)."""
 import numpy as np
+import pytest
 import torch
+from PIL import Image
+from torch.utils.data import DataLoader, DistributedSampler
 
 from revisit.augment import Views, ViewSet
 from revisit.crops import overlap_fraction
@@ -100,3 +103,26 @@ def test_iou_ceiling_applies_to_the_pair():
     finally:
         augment.iou_constrained_pair = original
     assert len(pairs) == 20 and all(box_iou(a, b) < 0.2 for a, b, _ in pairs)
+
+
+def test_each_unreadable_file_counts_once_per_draw(tmp_path):
+    """3 corrupt files, adjacent once sorted, over one epoch loaded as train.py does: ``skipped`` sums to 3.
+
+    Item ``i`` counts only its own file, not the unreadable neighbours it passes over to find a replacement
+    (counting those gave 3 + 2 + 1 = 6 here).
+    """
+    files = []
+    for k in range(16):
+        path = tmp_path / f"{k:02d}.jpg"
+        if k in (5, 6, 7):
+            path.write_bytes(b"not an image")
+        else:
+            Image.fromarray(image(k, 32).permute(1, 2, 0).numpy()).save(path)
+        files.append(path)
+    views = ViewSet(ImageSet("files", files), Views(23), seed=0)
+    sampler = DistributedSampler(views, num_replicas=1, rank=0, shuffle=True, seed=0, drop_last=True)
+    loader = DataLoader(views, batch_size=4, sampler=sampler, drop_last=True, collate_fn=views.collate)
+    with pytest.warns(UserWarning, match="unreadable image"):
+        batches = list(loader)
+    assert sum(len(b["index"]) for b in batches) == 16
+    assert sum(int(b["skipped"].sum()) for b in batches) == 3

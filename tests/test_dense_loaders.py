@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from revisit.data.dense import DenseSet, Video
+from revisit.data.dense import DenseSet, Video, read_label_png
 from revisit.data.dense_loaders import (CITYSCAPES_CLASSES, DENSE_LOADERS, NYUD_CLASSES, VOC_SEG_CLASSES, cityscapes,
                                         cityscapes_train_ids, davis2017, nyud, nyud_void_to_ignore, read_voc_boxes,
                                         voc2012_segmentation, voc_detection)
-from revisit.data.images import DatasetNotFoundError
+from revisit.data.images import DatasetFormatError, DatasetNotFoundError
 from revisit.data.loaders import VOC_CLASSES
 
 H, W = 8, 12
@@ -47,6 +47,20 @@ def label_map(values):
     if len(values) > 2:
         arr[4:, 6:] = values[2]
     return arr
+
+
+def truncate(path):
+    """Cut ``path`` in half, as an interrupted copy does."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def assert_missing_fails(load, path):
+    """Deleting ``path``, a file the list implies, makes ``load()`` fail naming it (1 of a few > MAX_MISSING)."""
+    path.unlink()
+    with pytest.raises(DatasetNotFoundError, match=rf"1 of \d+ listed .*missing, e\.g\. .*{path.name}"):
+        load()
 
 
 def assert_image(image):
@@ -103,6 +117,41 @@ def test_voc_segmentation_missing_train_aug_says_where_it_comes_from(voc_seg_roo
     assert "SegmentationClassAug" in str(err.value) and "10582" in str(err.value)
 
 
+def test_voc_segmentation_missing_image_or_mask_is_a_dataset_error(voc_seg_root):
+    """A listed image or mask absent from disk fails at load, not as a bare FileNotFoundError at read time."""
+    voc = voc_seg_root / "VOCdevkit" / "VOC2012"
+    assert_missing_fails(lambda: voc2012_segmentation(voc_seg_root, "val"),
+                         voc / "SegmentationClass" / "2007_000033.png")
+    assert_missing_fails(lambda: voc2012_segmentation(voc_seg_root, "train_aug"),
+                         voc / "JPEGImages" / "2008_000001.jpg")
+
+
+def test_voc_segmentation_a_few_missing_masks_are_dropped_with_their_images(tmp_path):
+    """Below MAX_MISSING: one warning, and the images and masks left still pair up."""
+    voc = tmp_path / "VOCdevkit" / "VOC2012"
+    ids = [f"2008_{k:06d}" for k in range(150)]
+    for i in ids:
+        write_image(voc / "JPEGImages" / f"{i}.jpg")
+        write_label(voc / "SegmentationClass" / f"{i}.png", label_map([0, 1]), palette=True)
+    write_text(voc / "ImageSets" / "Segmentation" / "train.txt", ids)
+    (voc / "SegmentationClass" / "2008_000042.png").unlink()
+    with pytest.warns(UserWarning, match="1 of 150 listed SegmentationClass masks are missing") as caught:
+        train = voc2012_segmentation(tmp_path, "train")
+    assert len(caught) == 1 and len(train) == 149
+    assert [p.stem for p in train.images] == [p.stem for p in train.targets] == [i for i in ids if i != "2008_000042"]
+
+
+def test_unreadable_label_png_is_an_error_naming_it(voc_seg_root):
+    """A truncated mask is a DatasetFormatError naming the file: targets are read on their own by several
+    protocols, so it is not skipped silently."""
+    mask = truncate(voc_seg_root / "VOCdevkit" / "VOC2012" / "SegmentationClass" / "2007_000033.png")
+    with pytest.raises(DatasetFormatError, match=f"(?i){mask}.*truncated"):
+        read_label_png(mask)
+    val = voc2012_segmentation(voc_seg_root, "val")
+    with pytest.raises(DatasetFormatError, match="2007_000033.png"):
+        val[0]
+
+
 def test_voc_segmentation_missing_folder_and_bad_split(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="VOCdevkit/VOC2012"):
         voc2012_segmentation(tmp_path, "val")
@@ -146,6 +195,8 @@ def test_cityscapes_loader_maps_label_ids(tmp_path):
     # DataLoader workers pickle the dataset, mapping included
     again = pickle.loads(pickle.dumps(train))
     assert torch.equal(again[1][1], target)
+    labels = tmp_path / "cityscapes" / "gtFine" / "train" / "zurich" / "zurich_000000_000019_gtFine_labelIds.png"
+    assert_missing_fails(lambda: cityscapes(tmp_path, "train"), labels)
 
 
 def test_cityscapes_missing_and_bad_split(tmp_path):
@@ -192,6 +243,13 @@ def test_nyud_depth_in_metres(nyud_root):
     depth = val[0][1]
     assert depth.dtype == torch.float32 and tuple(depth.shape) == (H, W)
     assert depth[0, 0] == 0.0 and depth[3, 3] == pytest.approx(3.5)
+
+
+def test_nyud_missing_listed_files_are_dataset_errors(nyud_root):
+    folder = nyud_root / "NYUD_MT"
+    assert_missing_fails(lambda: nyud(nyud_root, "train", "depth"), folder / "depth" / "0002.npy")
+    assert_missing_fails(lambda: nyud(nyud_root, "train", "segmentation"), folder / "segmentation" / "0001.png")
+    assert_missing_fails(lambda: nyud(nyud_root, "val", "depth"), folder / "images" / "0003.jpg")
 
 
 def test_nyud_missing_folder_bad_split_and_task(nyud_root, tmp_path_factory):
@@ -257,6 +315,11 @@ def test_voc_detection_07_12_union_and_07_test(voc_det_root):
     assert len(test) == 1 and test.images[0].stem == "000001" and test[0][1].boxes.tolist() == [[0, 0, 12, 8]]
     assert len(voc_detection(voc_det_root, "2012_trainval")) == 1
     assert voc_detection(voc_det_root, "2007_trainval").images[0].stem == "000005"
+    voc12 = voc_det_root / "VOCdevkit" / "VOC2012"
+    assert_missing_fails(lambda: voc_detection(voc_det_root, "07+12_trainval"),
+                         voc12 / "Annotations" / "2008_000002.xml")
+    assert_missing_fails(lambda: voc_detection(voc_det_root, "07_test"),
+                         voc_det_root / "VOCdevkit" / "VOC2007" / "JPEGImages" / "000001.jpg")
 
 
 def test_voc_detection_missing_year_and_bad_split(voc_det_root):
@@ -297,6 +360,58 @@ def test_davis_frame_annotation_mismatch_names_the_sequence(tmp_path):
     write_davis_sequence(tmp_path, "bear", 3, n_masks=2)
     write_text(tmp_path / "DAVIS" / "ImageSets" / "2017" / "val.txt", ["bear"])
     with pytest.raises(DatasetNotFoundError, match="'bear' has 3 frames but 2 annotations"):
+        davis2017(tmp_path)
+
+
+def test_davis_missing_sequence_folder_is_named(tmp_path):
+    write_davis_sequence(tmp_path, "bear", 3)
+    write_davis_sequence(tmp_path, "blackswan", 3)
+    write_text(tmp_path / "DAVIS" / "ImageSets" / "2017" / "val.txt", ["bear", "blackswan", "camel"])
+    with pytest.raises(DatasetNotFoundError, match=r"1 of 3 listed JPEGImages/480p sequence folders .*camel"):
+        davis2017(tmp_path)
+
+
+def test_davis_2016_binary_masks_are_a_format_error_at_load(tmp_path):
+    """0/255 masks (DAVIS-2016) have no object id: named at load, not a reshape error after propagation."""
+    write_davis_sequence(tmp_path, "bear", 3)
+    for t in range(3):
+        write_label(tmp_path / "DAVIS" / "Annotations" / "480p" / "bear" / f"{t:05d}.png", label_map([0, 255]))
+    write_text(tmp_path / "DAVIS" / "ImageSets" / "2017" / "val.txt", ["bear"])
+    with pytest.raises(DatasetFormatError) as err:
+        davis2017(tmp_path)
+    message = str(err.value)
+    assert "'bear'" in message and "00000.png" in message and "[0, 255]" in message
+    assert "palette" in message and "object id" in message and "DAVIS-2016" in message
+
+
+def test_davis_unreadable_frame_is_dropped_with_its_mask(tmp_path):
+    """A truncated frame is skipped with a warning naming it and its sequence; evaluation then runs."""
+    from revisit.propagation import PropagationParams, evaluate_davis
+
+    write_davis_sequence(tmp_path, "bear", 5)
+    write_text(tmp_path / "DAVIS" / "ImageSets" / "2017" / "val.txt", ["bear"])
+    frame = tmp_path / "DAVIS" / "JPEGImages" / "480p" / "bear" / "00002.jpg"
+    frame.write_bytes(frame.read_bytes()[:300])
+    with pytest.warns(UserWarning, match=r"'bear'.*00002\.jpg") as caught:
+        (bear,) = davis2017(tmp_path)
+    assert len(caught) == 1
+    assert [p.stem for p in bear.frames] == [p.stem for p in bear.masks] == ["00000", "00001", "00003", "00004"]
+    result = evaluate_davis(torch.nn.AvgPool2d(4), [bear], PropagationParams(context=2, radius=4), progress=False)
+    assert 0 <= result["JF"] <= 1
+    truncate(tmp_path / "DAVIS" / "Annotations" / "480p" / "bear" / "00003.png")  # an unreadable mask: the same
+    with pytest.warns(UserWarning) as caught:
+        (bear,) = davis2017(tmp_path)
+    assert [p.stem for p in bear.frames] == [p.stem for p in bear.masks] == ["00000", "00001", "00004"]
+    assert [m for w in caught for m in ("00002.jpg", "00003.png") if m in str(w.message)] == ["00002.jpg", "00003.png"]
+
+
+def test_davis_unreadable_first_frame_is_an_error(tmp_path):
+    """Frame 0 and its annotation start the propagation: an unreadable one is an error naming it."""
+    write_davis_sequence(tmp_path, "bear", 3)
+    write_text(tmp_path / "DAVIS" / "ImageSets" / "2017" / "val.txt", ["bear"])
+    frame = tmp_path / "DAVIS" / "JPEGImages" / "480p" / "bear" / "00000.jpg"
+    frame.write_bytes(frame.read_bytes()[:300])
+    with pytest.raises(DatasetFormatError, match=r"'bear'.*00000\.jpg.*frame 0"):
         davis2017(tmp_path)
 
 

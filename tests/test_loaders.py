@@ -1,5 +1,6 @@
 """Real-dataset loaders on tiny fixtures written in each official on-disk layout."""
 import json
+import os
 import pickle
 
 import numpy as np
@@ -8,7 +9,7 @@ import scipy.io
 import torch
 from PIL import Image
 
-from revisit.data.images import DatasetNotFoundError
+from revisit.data.images import MAX_MISSING, DatasetNotFoundError, check_listed, missing_files, read_image
 from revisit.data.loaders import (PRETRAIN_LOADERS, TARGET_LOADERS, TARGET_SPLITS, VOC_CLASSES, bdd100k_train,
                                   cifar10, coco_train2017, food101, imagenet_train, openimages_v4_train, pets,
                                   places365, stanford_cars, sun397, voc2007)
@@ -32,6 +33,14 @@ def assert_readable(images, i=0):
     """``images[i]`` decodes to a ``uint8`` ``(3, H, W)`` tensor."""
     x = images[i]
     assert isinstance(x, torch.Tensor) and x.dtype == torch.uint8 and x.ndim == 3 and x.shape[0] == 3
+
+
+def assert_missing_fails(load, path):
+    """Deleting ``path``, a file the annotation lists, makes ``load()`` fail naming it: one of a fixture's
+    few entries is far above ``MAX_MISSING``."""
+    path.unlink()
+    with pytest.raises(DatasetNotFoundError, match=rf"1 of \d+ listed .*missing, e\.g\. .*{path.name}"):
+        load()
 
 
 def cars_annotations(rows):
@@ -85,6 +94,15 @@ def test_corrupt_image_gives_none_with_warning(tmp_path):
     assert_readable(images, 1 - bad)
 
 
+def test_truncated_image_gives_none_with_a_warning_naming_it(tmp_path):
+    """A JPEG cut in half (PIL: "image file is truncated", raised when decoding) is skipped like a corrupt one."""
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)).save(tmp_path / "whole.jpg")
+    whole = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    with pytest.warns(UserWarning, match=r"cut\.jpg: image file is truncated"):
+        assert read_image(tmp_path / "cut.jpg") is None
+
+
 def test_coco_train2017(tmp_path):
     """Objects per image come from the instances json; images without annotations count 0."""
     for name in ("000000000009.jpg", "000000000025.jpg", "000000000030.jpg"):
@@ -101,6 +119,7 @@ def test_coco_train2017(tmp_path):
     assert [f.name for f in images.files] == ["000000000009.jpg", "000000000025.jpg", "000000000030.jpg"]
     assert images.objects.tolist() == [3, 1, 0] and images.labels is None
     assert_readable(images, 2)
+    assert_missing_fails(lambda: coco_train2017(tmp_path), tmp_path / "coco" / "train2017" / "000000000025.jpg")
 
 
 def test_openimages_v4_train(tmp_path):
@@ -169,6 +188,7 @@ def test_food101(tmp_path):
     assert labels == {"1005649.jpg": 0, "100.jpg": 1, "22.jpg": 1}
     assert len(food101(tmp_path, "test")) == 1
     assert_readable(train, 2)
+    assert_missing_fails(lambda: food101(tmp_path, "train"), food / "images" / "baby_back_ribs" / "22.jpg")
 
 
 def test_pets(tmp_path):
@@ -186,6 +206,7 @@ def test_pets(tmp_path):
     test = pets(tmp_path, "test")  # lacks american_bulldog, still has all three classes
     assert test.labels.tolist() == [0, 2] and test.classes == train.classes
     assert_readable(train, 3)
+    assert_missing_fails(lambda: pets(tmp_path, "test"), pet / "images" / "basset_hound_2.jpg")
 
 
 def test_stanford_cars(tmp_path):
@@ -208,6 +229,7 @@ def test_stanford_cars(tmp_path):
     assert train.labels.tolist() == [2, 0, 1]
     assert test.files[0].parent.name == "cars_test" and test.labels.tolist() == [1, 1]
     assert_readable(test, 1)
+    assert_missing_fails(lambda: stanford_cars(tmp_path, "train"), cars / "cars_train" / "00002.jpg")
 
 
 def test_sun397(tmp_path):
@@ -226,6 +248,7 @@ def test_sun397(tmp_path):
     assert labels == {"sun_a1.jpg": 0, "sun_c1.jpg": 1, "sun_b1.jpg": 2}
     assert sun397(tmp_path, "test").files == [sun / "a" / "abbey" / "sun_a2.jpg"]
     assert_readable(train)
+    assert_missing_fails(lambda: sun397(tmp_path, "train"), sun / "b" / "beach" / "sun_b1.jpg")
 
 
 def test_voc2007(tmp_path):
@@ -247,6 +270,8 @@ def test_voc2007(tmp_path):
     assert images.objects.tolist() == [3, 1, 3]
     assert len(voc2007(tmp_path, "test")) == 1
     assert_readable(images, 1)
+    assert_missing_fails(lambda: voc2007(tmp_path, "trainval"), voc / "JPEGImages" / "000005.jpg")
+    assert_missing_fails(lambda: voc2007(tmp_path, "test"), voc / "Annotations" / "000007.xml")
 
 
 def test_places365(tmp_path):
@@ -265,6 +290,9 @@ def test_places365(tmp_path):
     assert train.files[2] == places / "data_256_standard" / "b" / "beach" / "00000001.jpg" and train.labels[2] == 2
     assert val.labels.tolist() == [2, 0] and val.files[0].parent.name == "val_256"
     assert_readable(val, 1)
+    airfield = places / "data_256_standard" / "a" / "airfield" / "00000001.jpg"
+    assert_missing_fails(lambda: places365(tmp_path, "train"), airfield)
+    assert_missing_fails(lambda: places365(tmp_path, "val"), places / "val_256" / "Places365_val_00000002.jpg")
 
 
 def test_missing_dataset_names_dataset_path_and_data_root(tmp_path):
@@ -279,6 +307,92 @@ def test_missing_dataset_names_dataset_path_and_data_root(tmp_path):
     for name, loader in TARGET_LOADERS.items():
         with pytest.raises(DatasetNotFoundError, match="DATA_ROOT"):
             loader(tmp_path, TARGET_SPLITS[name][0])
+
+
+def test_missing_files_lists_each_folder_once_and_agrees_with_exists(tmp_path, monkeypatch):
+    """Each parent folder is listed once (no stat per file, for Places365's 1.8M), with exists()'s answer:
+    nested folders, a missing folder, a file named like a folder, repeated entries, a folder entry."""
+    for rel in ("a/x.jpg", "a/y.jpg", "a/b/z.jpg", "c.jpg", "d/e/f.jpg"):
+        write_jpg(tmp_path / rel)
+    rels = ["a/x.jpg", "a/missing.jpg", "a/b/z.jpg", "a/b/Z.jpg", "c.jpg", "c.jpg/inside.jpg", "nope/x.jpg",
+            "d/e", "d/e/f.jpg", "a/x.jpg", "a/b/../y.jpg", "d/e/f.jpeg"]
+    paths = [tmp_path / rel for rel in rels]
+    paths[4] = str(paths[4])  # str and Path alike
+    listed = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda folder: listed.append(folder) or real_scandir(folder))
+    monkeypatch.setattr(os, "stat", None)  # any per-file stat (exists, is_file) would fail
+    missing = missing_files(paths)
+    monkeypatch.undo()
+    assert missing.tolist() == [not os.path.exists(p) for p in paths]
+    assert missing.tolist() == [False, True, False, True, False, True, True, False, False, False, False, True]
+    assert sorted(listed) == sorted({os.path.dirname(os.fspath(p)) for p in paths})
+
+
+def test_check_listed_drops_a_few_missing_entries_and_fails_on_more(tmp_path):
+    """Up to MAX_MISSING of the entries may lack a file (dropped, one warning); more is an error. An entry
+    is kept only if all its files exist."""
+    images = [write_jpg(tmp_path / "img" / f"{k}.jpg") for k in range(200)]
+    masks = [tmp_path / "mask" / f"{k}.png" for k in range(200)]
+    for m in masks:
+        write_text(m, ["x"])
+    images[3].unlink()
+    masks[150].unlink()
+    assert 2 / 200 <= MAX_MISSING < 3 / 200
+    with pytest.warns(UserWarning) as caught:
+        keep = check_listed("demo", "demo/<layout>", {"images": images, "masks": masks})
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "1 of 200 listed images are missing" in message and "1 of 200 listed masks" in message
+    assert "3.jpg" in message and "150.png" in message and "dropping 2 of 200 entries" in message
+    assert np.flatnonzero(~keep).tolist() == [3, 150]
+    masks[7].unlink()
+    with pytest.raises(DatasetNotFoundError, match=r"(?s)demo: 1 of 200 listed images .*2 of 200 listed masks .*"
+                                                   r"demo/<layout>"):
+        check_listed("demo", "demo/<layout>", {"images": images, "masks": masks})
+    assert check_listed("demo", "-", {"images": []}).tolist() == []
+
+
+def test_stanford_cars_mostly_missing_is_a_dataset_error(tmp_path):
+    """A devkit whose images are mostly absent fails at load with the count, not 8141 read-time warnings."""
+    cars = tmp_path / "stanford_cars"
+    (cars / "devkit").mkdir(parents=True)
+    scipy.io.savemat(cars / "devkit" / "cars_meta.mat", {"class_names": np.array([["A", "B", "C"]], dtype=object)})
+    scipy.io.savemat(cars / "devkit" / "cars_train_annos.mat",
+                     {"annotations": cars_annotations([(f"{k:05d}.jpg", 1 + k % 3) for k in range(1, 8145)])})
+    for k in (1, 2, 3):
+        write_jpg(cars / "cars_train" / f"{k:05d}.jpg")
+    with pytest.raises(DatasetNotFoundError) as err:
+        stanford_cars(tmp_path, "train")
+    message = str(err.value)
+    assert "stanford_cars: 8141 of 8144 listed images are missing" in message
+    assert str(cars / "cars_train" / "00004.jpg") in message and "cars_{train,test}/<fname>" in message
+
+
+def test_food101_entries_matching_no_file_are_a_dataset_error(tmp_path):
+    """A split json naming files that are not there fails at load, before any classifier sees 0 samples."""
+    food = tmp_path / "food-101"
+    write_text(food / "meta" / "classes.txt", ["apple_pie", "ramen"])
+    (food / "meta" / "train.json").write_text(json.dumps({"apple_pie": ["apple_pie/1"], "ramen": ["ramen/2"]}))
+    write_jpg(food / "images" / "apple_pie" / "1.jpeg")  # wrong extension: the listed file is missing
+    with pytest.raises(DatasetNotFoundError, match=r"food101: 2 of 2 listed images are missing.*food-101/images"):
+        food101(tmp_path, "train")
+
+
+def test_a_few_missing_images_are_dropped_with_their_labels(tmp_path):
+    """Below MAX_MISSING: one warning with the count; the files and labels left still belong together."""
+    places = tmp_path / "places365"
+    write_text(places / "categories_places365.txt", ["/a/airfield 0", "/b/beach 1"])
+    rows = [f"/{'a/airfield' if k % 2 else 'b/beach'}/{k:08d}.jpg {k % 2 == 0:d}" for k in range(150)]
+    write_text(places / "places365_train_standard.txt", rows)
+    for row in rows:
+        write_jpg(places / "data_256_standard" / row.split()[0].lstrip("/"))
+    (places / "data_256_standard" / "b" / "beach" / "00000010.jpg").unlink()
+    with pytest.warns(UserWarning, match=r"places365: 1 of 150 listed images are missing, e\.g\. .*00000010") as caught:
+        train = places365(tmp_path, "train")
+    assert len(caught) == 1 and len(train) == 149
+    assert "00000010.jpg" not in [f.name for f in train.files]
+    assert all(label == (f.parent.name == "beach") for f, label in zip(train.files, train.labels))
 
 
 @pytest.mark.parametrize("name", sorted(TARGET_LOADERS))

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from revisit.backbones import build_backbone
-from revisit.moco import MoCo, info_nce, knn_loss
+from revisit.moco import MoCo, info_nce, info_nce_logits, knn_loss
 
 
 def plain_info_nce(positives, anchors, queue, t):
@@ -24,16 +24,19 @@ def test_info_nce_matches_plain_loop(L):
     positives = F.normalize(torch.randn(*shape, generator=g), dim=-1)
     anchors = F.normalize(torch.randn(B, C, generator=g), dim=-1)
     queue = F.normalize(torch.randn(C, K, generator=g), dim=0)
-    loss, logits = info_nce(positives, anchors, queue, 0.2)
+    loss = info_nce(positives, anchors, queue, 0.2)
+    logits = info_nce_logits(positives, anchors, queue, 0.2)
     expected = plain_info_nce(positives if L else positives[:, None], anchors, queue, 0.2)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
-    assert logits.shape == (B * (L or 1), K + 1)
+    assert loss.shape == () and logits.shape == (B * (L or 1), K + 1)
+    first = positives.reshape(-1, C)[0]  # the first positive: its anchor's logit, then the queue's
+    assert torch.allclose(logits[0], torch.cat([(first @ anchors[0]).view(1), first @ queue]) / 0.2, atol=1e-6)
 
 
 def test_info_nce_is_low_when_positive_is_the_anchor():
     eye = torch.eye(8)
     anchors, queue = eye[:4], eye[4:].T  # negatives orthogonal to every anchor
-    loss, _ = info_nce(anchors, anchors, queue, 0.05)
+    loss = info_nce(anchors, anchors, queue, 0.05)
     assert 0 <= loss.item() < 1e-6  # log(1 + 4 exp(-20))
 
 

@@ -10,7 +10,7 @@ import psutil
 import pytest
 import yaml
 
-from conftest import env_with, revisit
+from conftest import env_with, params_copy, revisit
 from revisit.config import PROJECT_ROOT
 
 
@@ -60,19 +60,6 @@ def test_rerun_skips_finished_runs_and_touches_nothing(smoke_runs):
     assert status.stdout.count("done") == len(book_runs())
 
 
-def params_copy(tmp_path, **profiles):
-    """A copy of the project's params with extra profiles (dicts of overrides)."""
-    root = tmp_path / "params"
-    shutil.copytree(PROJECT_ROOT / "params", root)
-    smoke = yaml.safe_load((root / "profiles" / "smoke.yaml").read_text())
-    for name, overrides in profiles.items():
-        profile = {**smoke, **{kind: {**smoke[kind], **overrides.get(kind, {})} for kind in ("pretrain", "linear")}}
-        fixed = {key for values in overrides.values() for key in values}
-        profile["scale"] = {key: factor for key, factor in smoke["scale"].items() if key not in fixed}
-        (root / "profiles" / f"{name}.yaml").write_text(yaml.safe_dump(profile))
-    return root
-
-
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_failed_run_is_reported_and_the_batch_goes_on(tmp_path, jobs):
     params = params_copy(tmp_path, norealdata={"pretrain": {"source": "real"}})
@@ -83,43 +70,6 @@ def test_failed_run_is_reported_and_the_batch_goes_on(tmp_path, jobs):
     assert "1 run, 0 already done, 1 failed, 1 blocked" in proc.stdout  # random init still ran
     error = next((tmp_path / "runs" / "norealdata").glob("pretrain__*/error.txt")).read_text()
     assert "DatasetNotFoundError" in error and "imagenet" in error and "DATA_ROOT" in error
-
-
-def kill_tree(proc):
-    parent = psutil.Process(proc.pid)
-    for p in parent.children(recursive=True) + [parent]:
-        p.kill()
-    proc.wait()
-
-
-def test_killed_pretraining_resumes_to_the_same_metrics(tmp_path):
-    params = params_copy(tmp_path, longer={"pretrain": {"epochs": 4, "images": 256, "log_every": 1}})
-    name = "pretrain/moco_in118k_400ep"
-    straight_env = env_with(REVISIT_PARAMS=params, REVISIT_RUNS=tmp_path / "straight")
-    assert revisit("batch", "--profile", "longer", name, env=straight_env).returncode == 0
-
-    env = env_with(REVISIT_PARAMS=params, REVISIT_RUNS=tmp_path / "killed")
-    proc = subprocess.Popen([sys.executable, "-m", "revisit.cli", "batch", "--profile", "longer", name], env=env,
-                            cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    log = None
-    while time.time() < deadline:  # wait until the second epoch is under way, then kill everything
-        log = next((tmp_path / "killed").rglob("metrics.jsonl"), None)
-        if log and any(json.loads(ln)["epoch"] >= 1 for ln in log.read_text().splitlines() if ln.strip()):
-            break
-        time.sleep(0.05)
-    kill_tree(proc)
-    assert log is not None and not (log.parent / "metrics.json").exists()
-    status = revisit("status", "--profile", "longer", name, env=env)
-    assert status.stdout.startswith("partial")
-
-    resumed = revisit("batch", "--profile", "longer", name, env=env)
-    assert resumed.returncode == 0 and "resuming" in resumed.stdout
-    straight_dir = next((tmp_path / "straight").rglob("metrics.json")).parent
-    a = json.loads((straight_dir / "metrics.json").read_text())
-    b = json.loads((log.parent / "metrics.json").read_text())
-    assert a["final_loss"] == b["final_loss"] and a["final_acc"] == b["final_acc"] and a["steps"] == b["steps"]
-    assert list(log.parent.glob("notebook.attempt-*.ipynb"))  # the killed attempt's notebook is kept
 
 
 def test_changed_params_make_a_new_run(tmp_path, monkeypatch):

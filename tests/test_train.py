@@ -1,5 +1,6 @@
 """Pretraining loop: logging, atomic checkpoints, and a resumed run equal to an uninterrupted one."""
 import dataclasses
+import os
 
 import pytest
 import torch
@@ -115,3 +116,62 @@ def test_two_processes_split_the_batch_and_share_the_queue(setup, tmp_path):
     assert int(state["model"]["queue_ptr"]) == (3 * 32) % 64  # 3 global steps of 32 keys each
     records = train.read_log(tmp_path / "run")
     assert [r["step"] for r in records] == [1, 2, 3]
+
+
+def test_nan_at_a_chosen_step_fails_the_run_and_keeps_the_last_good_checkpoint(setup, tmp_path, monkeypatch):
+    p, images = setup
+    real_forward, calls = MoCo.forward, []
+
+    def nan_at_step_5(self, *args, **kwargs):  # step 5 = the second step of the second epoch (3 steps each)
+        calls.append(1)
+        loss, logits, loss_nn = real_forward(self, *args, **kwargs)
+        return (loss * float("nan") if len(calls) == 5 else loss), logits, loss_nn
+
+    monkeypatch.setattr(MoCo, "forward", nan_at_step_5)
+    with pytest.raises(train.NonFiniteError, match=r"loss is nan at step 5 \(epoch 2\).*epoch \(1\) is kept"):
+        train.pretrain(p, images, tmp_path, progress=False)
+    state = torch.load(tmp_path / train.CHECKPOINT, weights_only=False)
+    assert state["epoch"] == 1 and not train.non_finite(state["model"])
+    assert not (tmp_path / train.BACKBONE).exists()
+    assert all(r["step"] < 5 for r in train.read_log(tmp_path))  # nothing logged from the failing step
+
+
+def test_non_finite_weights_are_never_checkpointed(tmp_path):
+    state = {"model": {"w": torch.tensor([1.0, float("inf")]), "n": torch.tensor(3)}, "epoch": 2}
+    with pytest.raises(train.NonFiniteError, match="1 model tensors are not finite"):
+        train.save_checkpoint(state, tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage"])
+def test_a_corrupt_checkpoint_falls_back_to_the_previous_one(setup, tmp_path, damage):
+    p, images = setup
+    p = dataclasses.replace(p, epochs=2)
+    train.pretrain(p, images, tmp_path / "straight", progress=False)
+    run = tmp_path / "run"
+    train.pretrain(dataclasses.replace(p, epochs=1), images, run, progress=False)  # 1 epoch: checkpoint.pt
+    train.save_checkpoint(torch.load(run / train.CHECKPOINT, weights_only=False), run)  # and a previous one
+    data = (run / train.CHECKPOINT).read_bytes()
+    (run / train.CHECKPOINT).write_bytes({"truncated": data[:len(data) // 3], "empty": b"",
+                                          "garbage": os.urandom(4096)}[damage])
+    with pytest.warns(UserWarning, match=r"checkpoint.pt cannot be used .*moved to checkpoint.pt.corrupt"):
+        train.pretrain(p, images, run, progress=False)
+    assert (run / "checkpoint.pt.corrupt").is_file()
+    assert [r["loss"] for r in train.read_log(run)] == [r["loss"] for r in train.read_log(tmp_path / "straight")]
+
+
+def test_without_a_loadable_checkpoint_the_run_starts_over(setup, tmp_path):
+    p, images = setup
+    p = dataclasses.replace(p, epochs=1)
+    (tmp_path / train.CHECKPOINT).write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.warns(UserWarning, match="else from the start"):
+        summary = train.pretrain(p, images, tmp_path, progress=False)
+    assert summary["steps"] == 3 and [r["step"] for r in train.read_log(tmp_path)] == [1, 2, 3]
+
+
+def test_a_corrupt_backbone_names_its_file(tmp_path):
+    from revisit.backbones import load_backbone
+
+    (tmp_path / train.BACKBONE).write_bytes(b"\x00" * 100)
+    with pytest.raises(RuntimeError, match=f"{tmp_path / train.BACKBONE} cannot be read.*move that run folder away"):
+        load_backbone(tmp_path / train.BACKBONE, "resnet_small", 8)

@@ -1,4 +1,4 @@
-"""MoCo-v2 views and the view policies of Sec. 4 (PROTOCOLS.md "two-crop default", MC, CC, A+).
+"""MoCo-v2 views and the view policies of Sec. 4 (two-crop default, MC, CC, A+).
 
 Default: RandomResizedCrop with scale (0.2, 1.0) and ratio (3/4, 4/3), then colour jitter
 (0.4, 0.4, 0.4, 0.1) with p = 0.8, grayscale p = 0.2, Gaussian blur sigma in [0.1, 2.0] with
@@ -162,8 +162,9 @@ class ViewSet(Dataset):
     """Wraps an ``ImageSet``: item ``i`` -> the crops of image ``i`` plus ``skipped``; ``collate`` colours a batch.
 
     An unreadable image is replaced by the next readable one (the batch keeps its size, so the
-    queue stays divisible by it) and ``skipped`` counts it for the run's metrics. Use
-    ``DataLoader(viewset, collate_fn=viewset.collate)``.
+    queue stays divisible by it) and ``skipped`` (0 or 1) counts it for the run's metrics: only item
+    ``i``'s own file, not the unreadable neighbours passed over while looking for a replacement (those
+    are counted when they are drawn themselves). Use ``DataLoader(viewset, collate_fn=viewset.collate)``.
     """
 
     def __init__(self, images, transform: Views, seed: int = 0):
@@ -176,8 +177,8 @@ class ViewSet(Dataset):
         return len(self.images)
 
     def __getitem__(self, i):
-        for skipped in range(len(self.images)):
-            img = self.images[(i + skipped) % len(self.images)]
+        for step in range(len(self.images)):
+            img = self.images[(i + step) % len(self.images)]
             if img is not None:
                 break
         else:
@@ -185,7 +186,7 @@ class ViewSet(Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash((self.seed, self.epoch, i)) & (2**62 - 1))
             views = self.transform.crops(img)
-        return {**views, "skipped": skipped, "index": i}
+        return {**views, "skipped": int(step > 0), "index": i}
 
     def collate(self, samples: list[dict]) -> dict:
         """Stack the samples and colour them, seeded by (seed, epoch, first index): the same in any worker."""

@@ -11,8 +11,9 @@ from torch import nn
 from torchvision.models import resnet50
 from torchvision.models.resnet import BasicBlock
 
+from .rundir import BACKBONE, brief
+
 ARCHS = ("resnet50", "resnet_small")
-BACKBONE = "backbone.pt"  # what a pretraining run leaves in its folder
 
 
 class SmallResNet(nn.Module):
@@ -110,7 +111,14 @@ def build_backbone(arch: str, width: int = 32) -> nn.Module:
 def load_backbone(path, arch: str, width: int = 32, map_location="cpu") -> nn.Module:
     """A backbone with the weights a pretraining run saved (``backbone.pt``)."""
     net = build_backbone(arch, width)
-    net.load_state_dict(torch.load(path, map_location=map_location, weights_only=True))
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a truncated or foreign file
+        raise RuntimeError(f"{path} cannot be read ({brief(err)}). Its pretraining run must be made "
+                           f"again: move that run folder away and rerun `revisit batch`") from err
+    net.load_state_dict(state)
     return net
 
 

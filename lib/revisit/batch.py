@@ -1,15 +1,19 @@
-"""Batch execution of runs with papermill (DESIGN.md "Runs, profiles, results").
+"""Batch execution of runs with papermill.
 
 ``run_all`` executes the runs the book needs in dependency order (pretraining before the linear
 evaluations that read its backbone), skips finished runs, resumes partial ones (the pretraining
 loop picks up its last checkpoint), keeps going past a failure and reports it at the end. A run's
-folder is only ever written by that run, so nothing computed elsewhere is overwritten. With
-``jobs`` > 1, runs whose dependency is done execute side by side, each in its own process with its
-output in ``batch.log`` in its folder: on two cores this overlaps one run's single-threaded parts
-(kernel start, scikit-learn) with another's training.
+folder is only ever written by that run, and by one process at a time: the executing process holds
+the run's lock, and a second batch on the same runs folder waits for the runs it finds locked,
+then skips them once done. With ``jobs`` > 1, runs whose dependency is done execute side by side,
+each in its own process with its output in ``batch.log`` in its folder: on two cores this overlaps
+one run's single-threaded parts (kernel start, scikit-learn) with another's training. Those
+children die with the batch, whatever kills it (on Linux, SIGKILL included), and every failure
+leaves ``error.txt``, signals included.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -23,8 +27,9 @@ import jupytext
 import papermill
 import yaml
 
+from . import kernels, rundir
 from .config import PROJECT_ROOT, Profile, params_root
-from .runs import ERROR, Run, plan, prepare
+from .runs import Run, plan, prepare, runs_root
 
 NOTEBOOKS = {"pretrain": PROJECT_ROOT / "notebooks" / "pretrain.py", "linear": PROJECT_ROOT / "notebooks" / "linear.py",
              "transfer": PROJECT_ROOT / "notebooks" / "transfer.py"}
@@ -51,33 +56,67 @@ def ordered(names, profile: Profile) -> list[Run]:
     return out
 
 
-def execute(run: Run, stream=sys.stdout):
-    """Execute the run's runner notebook into its folder with papermill; raises if a cell fails."""
-    try:
-        prepare(run)
-    except BaseException:
-        if run.dir.is_dir():
-            (run.dir / ERROR).write_text(traceback.format_exc())
-        raise
-    runner = run.dir / "runner.ipynb"
-    jupytext.write(jupytext.read(NOTEBOOKS[run.experiment.kind]), runner)  # its header names the python3 kernel
-    output = run.dir / "notebook.ipynb"
-    if output.is_file():  # keep the notebook of an earlier, interrupted attempt
-        output.rename(run.dir / f"notebook.attempt-{time.strftime('%Y%m%d-%H%M%S')}.ipynb")
-    (run.dir / ERROR).unlink(missing_ok=True)
-    try:
-        papermill.execute_notebook(runner, output, parameters={"experiment": run.experiment.name,
-                                                               "profile": run.profile.name},
-                                   kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False,
-                                   log_output=True, stdout_file=stream, stderr_file=stream)
-    except BaseException as err:
-        (run.dir / ERROR).write_text(f"{type(err).__name__}: {err}\n\n{traceback.format_exc()}")
-        raise
+class Terminated(BaseException):
+    """The process received SIGTERM (or SIGHUP): raised like KeyboardInterrupt, so runs record it and children stop."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"killed by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def stop_on_signals():
+    """Turn SIGTERM and SIGHUP into ``Terminated``, so a killed batch records its runs and stops its children."""
+    def raise_terminated(signum, frame):
+        raise Terminated(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, raise_terminated)
+
+
+def describe(err: BaseException) -> str:
+    """One line for the batch summary and the top of ``error.txt``: the exception type and message."""
+    if isinstance(err, papermill.PapermillExecutionError):  # the exception raised in the notebook's cell
+        text = f"{err.ename}: {err.evalue} (cell {err.exec_count})"
+    elif isinstance(err, Terminated):
+        text = str(err)
+    elif isinstance(err, KeyboardInterrupt):
+        text = "interrupted (SIGINT)"
+    else:
+        text = f"{type(err).__name__}: {err}"
+    text = " ".join(text.split())
+    return text if len(text) <= 600 else text[:597] + "..."
+
+
+def execute(run: Run, stream=sys.stdout, echo=print) -> bool:
+    """Execute the run's runner notebook into its folder with papermill, holding the run's lock; raises if a
+    cell fails. Returns False when another process finished the run while this one waited for the lock."""
+    run.dir.mkdir(parents=True, exist_ok=True)
+    with rundir.lock(run.dir, echo=echo):
+        if run.status == "done":
+            echo(f"{run.experiment.name}: finished by another process meanwhile")
+            return False
+        try:
+            prepare(run)
+            runner = run.dir / rundir.RUNNER
+            rundir.write_text(runner, jupytext.writes(jupytext.read(NOTEBOOKS[run.experiment.kind]), fmt="ipynb"))
+            output = run.dir / rundir.NOTEBOOK
+            if output.is_file():  # keep the notebook of an earlier, interrupted attempt
+                output.rename(run.dir / f"notebook.attempt-{time.strftime('%Y%m%d-%H%M%S')}.ipynb")
+            (run.dir / rundir.ERROR).unlink(missing_ok=True)
+            kernels.execute_notebook(runner, output, {"experiment": run.experiment.name, "profile": run.profile.name},
+                                     PROJECT_ROOT, stream, echo)
+        except BaseException as err:
+            if run.status == "done":  # stopped after its metrics.json was written: nothing was lost
+                raise
+            if rundir.record_error(run.dir, describe(err), traceback.format_exc()) is None:
+                echo(f"{run.experiment.name}: error.txt could not be written in {run.dir} (disk full?)")
+            raise
+    return True
 
 
 @dataclass
 class Report:
-    """What a batch did, run by run."""
+    """What a batch did, run by run; ``failed`` maps a run id to its one-line error and where the record is."""
 
     done: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
@@ -90,11 +129,15 @@ class Report:
 
 
 def run_all(names, profile: Profile, echo=print, jobs: int = 1) -> Report:
-    """Run every experiment in ``names`` (and its dependencies) that is not done yet, ``jobs`` at a time."""
+    """Run every experiment in ``names`` (and its dependencies) that is not done yet, ``jobs`` at a time.
+
+    Raises ``rundir.RunsFolderError`` before running anything if the runs folder cannot be written."""
     runs = ordered(names, profile)
+    if any(run.status != "done" for run in runs):  # a read-only folder of finished runs can still be read
+        rundir.check_writable(runs_root() / profile.name)
     report = Report()
     tags = {run.run_id: f"[{i}/{len(runs)}] {run.experiment.name} @ {profile.name}" for i, run in enumerate(runs, 1)}
-    pending, running = list(runs), {}
+    pending, running, waiting = list(runs), {}, set()
     try:
         while pending or running:
             # Pretraining runs first: they are long and unblock the evaluations, which then fill both cores at the end
@@ -103,7 +146,7 @@ def run_all(names, profile: Profile, echo=print, jobs: int = 1) -> Report:
                     break
                 tag = tags[run.run_id]
                 if run.status == "done":
-                    echo(f"{tag}: done, skipped ({run.dir})")
+                    echo(f"{tag}: {'done by another process' if run.run_id in waiting else 'done'}, skipped ({run.dir})")
                     report.skipped.append(run.run_id)
                     pending.remove(run)
                     continue
@@ -114,26 +157,37 @@ def run_all(names, profile: Profile, echo=print, jobs: int = 1) -> Report:
                     continue
                 if run.needs is not None and run.needs.status != "done":
                     continue  # its pretraining run is still pending or running
+                holder = rundir.holder(run.dir)
+                if holder:  # another batch executes it: wait, then skip it once done or resume it if it failed
+                    if run.run_id not in waiting:
+                        echo(f"{tag}: being run by {holder}; waiting for it")
+                        waiting.add(run.run_id)
+                    continue
                 action = "resuming" if run.status in ("partial", "failed") else "running"
                 pending.remove(run)
                 if jobs <= 1:
                     echo(f"{tag}: {action} in {run.dir}")
                     _finish(report, run, tag, time.time(), _execute_here(run), echo)
-                else:
-                    run.dir.mkdir(parents=True, exist_ok=True)
-                    echo(f"{tag}: {action} in {run.dir} (log: batch.log)")
-                    running[run.run_id] = (run, time.time(), _spawn(run))
+                    continue
+                try:
+                    proc = _spawn(run)
+                except OSError as err:  # the run folder cannot be written: this run fails, the others go on
+                    _finish(report, run, tag, time.time(), f"{type(err).__name__}: {err}", echo)
+                    continue
+                echo(f"{tag}: {action} in {run.dir} (log: {rundir.BATCH_LOG})")
+                running[run.run_id] = (run, time.time(), proc)
             for run_id, (run, start, proc) in list(running.items()):
                 if proc.poll() is not None:
                     del running[run_id]
-                    _finish(report, run, tags[run_id], start, None if proc.returncode == 0 else
-                            f"exit status {proc.returncode}; see {run.dir / 'batch.log'}", echo)
-            if running:
+                    _finish(report, run, tags[run_id], start, _child_error(run, proc.returncode), echo)
+            if running or any(r.run_id in waiting for r in pending):
                 time.sleep(0.5)
             elif pending and not any(r.needs is None or r.needs.status == "done" or r.needs.run_id in report.failed
                                      or r.needs.run_id in report.blocked for r in pending):
                 raise RuntimeError("batch: no runnable run left; a dependency is missing from the plan")
-    except BaseException:
+    except BaseException as err:
+        if running:
+            echo(f"batch stopped ({describe(err)}): stopping {len(running)} runs; `revisit batch` resumes them")
         for _, _, proc in running.values():
             _stop(proc)
         raise
@@ -158,25 +212,53 @@ def _execute_here(run: Run) -> str | None:
     """Execute in this process; the error message, or None when the run finished."""
     try:
         execute(run)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated):
         raise
     except Exception as err:  # noqa: BLE001 - a failed run must not stop the batch
-        return f"{type(err).__name__}: {str(err)[-500:]}"
+        return describe(err)
     return None
 
 
+def _die_with_parent(parent: int):
+    """In a child, before it runs: ask Linux to send it SIGTERM when the batch dies (even by SIGKILL)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the batch died before the request took effect
+            os._exit(1)
+
+
 def _spawn(run: Run) -> subprocess.Popen:
-    """Execute one run in a child ``revisit batch`` whose output goes to the run's ``batch.log``."""
-    with open(run.dir / "batch.log", "a") as log:  # the child keeps its own copy of the descriptor
+    """Execute one run in a child ``revisit batch`` whose output goes to the run's ``batch.log``.
+
+    The child has its own process group (``_stop`` ends it with its kernel) and dies with this process."""
+    run.dir.mkdir(parents=True, exist_ok=True)
+    parent = os.getpid()
+    with open(run.dir / rundir.BATCH_LOG, "a") as log:  # the child keeps its own copy of the descriptor
         return subprocess.Popen([sys.executable, "-m", "revisit.cli", "batch", "--profile", run.profile.name,
                                  run.experiment.name], stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=lambda: _die_with_parent(parent))
+
+
+def _child_error(run: Run, returncode: int) -> str | None:
+    """A finished child's error: None on success, else the first line of its ``error.txt``; a child killed by a
+    signal could not write one, so it is written here."""
+    if returncode == 0:
+        return None
+    if returncode < 0:
+        summary = f"killed by {signal.Signals(-returncode).name}"
+        if rundir.error_summary(run.dir) != summary:
+            rundir.record_error(run.dir, summary, f"The run's process (revisit batch {run.experiment.name}) was killed "
+                                                  f"by signal {-returncode}; see {rundir.BATCH_LOG}.\n")
+        return summary
+    return rundir.error_summary(run.dir) or f"exit status {returncode}; see {run.dir / rundir.BATCH_LOG}"
 
 
 def _finish(report: Report, run: Run, tag: str, start: float, error: str | None, echo):
     if error is None:
         echo(f"{tag}: done in {time.time() - start:.0f}s")
         report.done.append(run.run_id)
-    else:
-        echo(f"{tag}: FAILED after {time.time() - start:.0f}s: {error}")
-        report.failed[run.run_id] = str(run.dir / ERROR)
+        return
+    record = run.dir / rundir.ERROR
+    where = f"see {record}" if record.is_file() else f"no {rundir.ERROR} could be written in {run.dir}"
+    echo(f"{tag}: FAILED after {time.time() - start:.0f}s: {error}")
+    report.failed[run.run_id] = f"{run.experiment.name}: {error} ({where})"

@@ -3,7 +3,7 @@
 A linear classifier is trained on the backbone's globally pooled features of its last conv block
 (ImageNet in the paper; here any single-label ``ImageSet``). Zhou et al.'s CAM is that linear
 layer applied at every position before the pooling: CAM_c(x, y) = sum_k w_ck f_k(x, y), bias
-excluded (PROTOCOLS.md "CAMs"). The map is resized (bilinear) to the image and min-max normalised
+excluded (discrepancies page, "CAM classifier"). The map is resized (bilinear) to the image and min-max normalised
 to [0, 1]; normalising after the resize makes 0 and 1 attained at image resolution (the order only
 changes how bilinear smooths the extremes).
 """

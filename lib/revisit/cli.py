@@ -2,7 +2,8 @@
 
 ``revisit batch --profile cpu`` runs every run the book needs (``params/book.yaml``) that is not
 done yet; ``--section section4_1`` limits it to one page's runs; ``revisit status`` shows where
-each stands. Exit status 1 when a run failed.
+each stands (a failed run with the first line of its ``error.txt``). Exit status 1 when a run
+failed, 2 for a params or runs-folder problem (nothing run), 128 + n when stopped by signal n.
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import argparse
 import os
 import sys
 
-from .batch import book_experiments, ordered, run_all
+from . import rundir
+from .batch import Terminated, book_experiments, ordered, run_all, stop_on_signals
 from .config import ParamsError, list_experiments, load_profile
 
 DEFAULT_PROFILE = os.environ.get("REVISIT_PROFILE", "cpu")
@@ -47,16 +49,24 @@ def main(argv=None) -> int:
         profile = load_profile(args.profile)
         if args.command == "status":
             for run in ordered(_names(args), profile):
-                print(f"{run.status:8s} {run.experiment.name:40s} {run.dir}")
+                holder = rundir.holder(run.dir)
+                status = "running" if holder else run.status
+                note = f"  [{holder}]" if holder else (
+                    f"  [{rundir.error_summary(run.dir)}]" if status == "failed" else "")
+                print(f"{status:8s} {run.experiment.name:40s} {run.dir}{note}")
             return 0
+        stop_on_signals()
         report = run_all(_names(args), profile, jobs=args.jobs)
-    except ParamsError as err:
-        print(f"revisit: {err}", file=sys.stderr)
+    except (ParamsError, rundir.RunsFolderError) as err:
+        print(f"revisit: {err.strerror if isinstance(err, OSError) else err}", file=sys.stderr)
         return 2
+    except Terminated as err:
+        print(f"revisit: {err}; the runs it had started resume with `revisit batch`", file=sys.stderr)
+        return 128 + err.signum
     print(f"\n{len(report.done)} run, {len(report.skipped)} already done, {len(report.failed)} failed, "
           f"{len(report.blocked)} blocked by a failed dependency")
-    for run_id, path in report.failed.items():
-        print(f"  failed: {run_id} (see {path})")
+    for message in report.failed.values():
+        print(f"  failed: {message}")
     return 0 if report.ok else 1
 
 

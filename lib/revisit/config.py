@@ -1,4 +1,4 @@
-"""Params files and profiles (DESIGN.md "Runs, profiles, results").
+"""Params files and profiles.
 
 An *experiment* is a YAML file under ``params/`` written at paper scale. A *profile*
 (``params/profiles/<name>.yaml``) rescales every experiment of a kind for a machine: ``smoke``
@@ -12,6 +12,7 @@ import dataclasses
 import fnmatch
 import hashlib
 import json
+import math
 import os
 import types
 import typing
@@ -50,11 +51,32 @@ class ParamsError(ValueError):
 
 
 def _choices(*values):
+    """Field metadata: the value (or each value of a list) must be one of ``values``."""
     return {"choices": values}
 
 
-def _range(lo=None, hi=None):
-    return {"min": lo, "max": hi}
+def _range(lo=None, hi=None, *, above=False, increasing=False):
+    """Field metadata: allowed values ``lo <= v <= hi`` (``None``: no bound), ``lo < v`` with ``above``.
+
+    ``above`` is for constants where 0 means nothing (a learning rate, a temperature, a factor). For a
+    list field the bounds hold for each value, and ``increasing`` asks each value to be at most the next
+    (a crop scale's (lo, hi), lr milestones). Numbers are always finite: nan and inf are never allowed.
+    """
+    return {"min": lo, "max": hi, "above": above, "increasing": increasing}
+
+
+def _positive(hi=None):
+    """Field metadata: ``0 < v <= hi``."""
+    return _range(0.0, hi, above=True)
+
+
+# Upper bounds of sizes, far above the paper's (400 epochs, batch 256, a 65536-key queue, 118K-1.3M
+# images, 224-800 px), so that paper-scale runs are never refused but a typo (1e12 epochs) is.
+MAX_EPOCHS = 100_000
+MAX_BATCH = 2**16
+MAX_IMAGES = 10**9
+MAX_SIDE = 4096  # pixels: crops, image sides
+MAX_SEED = 2**31 - 1  # numpy's and torch's generators all take it
 
 
 @dataclass(frozen=True)
@@ -62,41 +84,44 @@ class PretrainParams:
     """MoCo-v2 pretraining (Sec. 3 and App. A.1); defaults are the paper's."""
 
     dataset: str = field(default="in118k", metadata=_choices(*PRETRAIN_SETS))
-    images: int | None = field(default=None, metadata=_range(1))  # subset size; None = the full split
+    images: int | None = field(default=None, metadata=_range(1, MAX_IMAGES))  # subset size; None = the full split
     source: str = field(default="real", metadata=_choices("real", "twin"))
     arch: str = field(default="resnet50", metadata=_choices("resnet50", "resnet_small"))
     width: int = field(default=32, metadata=_range(4, 512))  # resnet_small only
-    epochs: int = field(default=400, metadata=_range(1))
-    batch_size: int = field(default=256, metadata=_range(2))
-    base_lr: float = field(default=0.3, metadata=_range(0.0))  # at batch 256, scaled linearly
+    epochs: int = field(default=400, metadata=_range(1, MAX_EPOCHS))
+    batch_size: int = field(default=256, metadata=_range(2, MAX_BATCH))
+    base_lr: float = field(default=0.3, metadata=_positive())  # at batch 256, scaled linearly
     weight_decay: float = field(default=1e-4, metadata=_range(0.0))
     sgd_momentum: float = field(default=0.9, metadata=_range(0.0, 1.0))
     momentum: float = field(default=0.999, metadata=_range(0.0, 1.0))  # EMA of the key encoder
     temperature: float = field(default=0.2, metadata=_range(1e-4))
-    queue_size: int = field(default=65536, metadata=_range(1))
-    dim: int = field(default=128, metadata=_range(1))
-    crop_size: int = field(default=224, metadata=_range(8))
-    crop_scale: tuple[float, float] = (0.2, 1.0)
-    bn_groups: int = field(default=8, metadata=_range(1))  # shuffle-BN emulation
+    queue_size: int = field(default=65536, metadata=_range(1, 2**24))
+    dim: int = field(default=128, metadata=_range(1, 65536))
+    crop_size: int = field(default=224, metadata=_range(8, MAX_SIDE))
+    crop_scale: tuple[float, float] = field(default=(0.2, 1.0), metadata=_range(0.0, 1.0, above=True, increasing=True))
+    bn_groups: int = field(default=8, metadata=_range(1, 1024))  # shuffle-BN emulation
     # Sec. 4.1 multi-crop: small positives, and their overlap constraint with the anchor (CC)
-    small_crops: int = field(default=0, metadata=_range(0))
-    small_crop_size: int = field(default=96, metadata=_range(4))
-    small_crop_scale: tuple[float, float] = (0.05, 0.14)
+    small_crops: int = field(default=0, metadata=_range(0, 64))
+    small_crop_size: int = field(default=96, metadata=_range(4, MAX_SIDE))
+    small_crop_scale: tuple[float, float] = field(default=(0.05, 0.14),
+                                                  metadata=_range(0.0, 1.0, above=True, increasing=True))
     min_overlap: float = field(default=0.0, metadata=_range(0.0, 1.0))  # 0.2 = paper's CC, 0.1 = official code's
-    overlap_tries: int | None = field(default=None, metadata=_range(1))  # None = resample until valid (paper); 10 = official
+    # tries at a constrained crop: None = resample until valid (paper); 10 = official
+    overlap_tries: int | None = field(default=None, metadata=_range(1, 10**6))
     max_iou: float | None = field(default=None, metadata=_range(1e-3, 1.0))  # Figures 2-3: IoU ceiling between views
     policy: str = field(default="standard", metadata=_choices(*POLICIES))  # Sec. 4.2: "mixed" = A+
     # Sec. 4.3 kNN-MoCo: weight lambda, k neighbours, where they are mined, how the loss starts
-    nn_lambda: float = field(default=0.0, metadata=_range(0.0))
-    nn_k: int = field(default=20, metadata=_range(1))
+    nn_lambda: float = field(default=0.0, metadata=_range(0.0))  # 0 = off
+    nn_k: int = field(default=20, metadata=_range(1, 65536))
     nn_features: str = field(default="backbone", metadata=_choices("backbone", "head"))
     nn_startup: str = field(default="warmup", metadata=_choices("warmup", "enqueue_first"))
-    nn_warmup_epochs: float = field(default=5.0, metadata=_range(0.0))
-    snapshot_every: int = field(default=0, metadata=_range(0))  # keep the backbone every n epochs (Figure 5); 0 = never
-    workers: int = field(default=8, metadata=_range(0))
-    threads: int = field(default=0, metadata=_range(0))  # torch intra-op threads; 0 = torch's default
-    seed: int = 0
-    log_every: int = field(default=10, metadata=_range(1))
+    nn_warmup_epochs: float = field(default=5.0, metadata=_range(0.0, MAX_EPOCHS))
+    # keep the backbone every n epochs (Figure 5); 0 = never
+    snapshot_every: int = field(default=0, metadata=_range(0, MAX_EPOCHS))
+    workers: int = field(default=8, metadata=_range(0, 256))
+    threads: int = field(default=0, metadata=_range(0, 1024))  # torch intra-op threads; 0 = torch's default
+    seed: int = field(default=0, metadata=_range(0, MAX_SEED))
+    log_every: int = field(default=10, metadata=_range(1, 10**6))
 
 
 @dataclass(frozen=True)
@@ -108,26 +133,27 @@ class LinearParams:
     source: str = field(default="real", metadata=_choices("real", "twin"))
     arch: str = field(default="resnet50", metadata=_choices("resnet50", "resnet_small"))
     width: int = field(default=32, metadata=_range(4, 512))
-    image_size: int = field(default=224, metadata=_range(8))
+    image_size: int = field(default=224, metadata=_range(8, MAX_SIDE))
     grid: str = field(default="paper", metadata=_choices("paper", "ericsson"))
-    grid_size: int = field(default=45, metadata=_range(1))
-    max_iter: int = field(default=1000, metadata=_range(1))
-    train_images: int | None = field(default=None, metadata=_range(1))  # None = the official split
-    test_images: int | None = field(default=None, metadata=_range(1))
-    batch_size: int = field(default=256, metadata=_range(1))
-    workers: int = field(default=8, metadata=_range(0))
-    seed: int = 0
+    grid_size: int = field(default=45, metadata=_range(1, 1000))
+    max_iter: int = field(default=1000, metadata=_range(1, 10**6))
+    train_images: int | None = field(default=None, metadata=_range(1, MAX_IMAGES))  # None = the official split
+    test_images: int | None = field(default=None, metadata=_range(1, MAX_IMAGES))
+    batch_size: int = field(default=256, metadata=_range(1, MAX_BATCH))
+    workers: int = field(default=8, metadata=_range(0, 256))
+    seed: int = field(default=0, metadata=_range(0, MAX_SEED))
     # VOC07 SVM (Tables 4, 7-9): LinearSVC per class on L2-normalised features
-    svm_C: float = field(default=0.5, metadata=_range(0.0))
+    svm_C: float = field(default=0.5, metadata=_positive())
     # SGD linear layer (ImageNet / Places columns): MoCo's linear-classification recipe
-    sgd_epochs: int = field(default=100, metadata=_range(1))
-    sgd_batch_size: int = field(default=256, metadata=_range(1))
-    sgd_lr: float = field(default=30.0, metadata=_range(0.0))
-    sgd_milestones: tuple[int, ...] = (60, 80)  # lr x0.1 at these epochs
+    sgd_epochs: int = field(default=100, metadata=_range(1, MAX_EPOCHS))
+    sgd_batch_size: int = field(default=256, metadata=_range(1, MAX_BATCH))
+    sgd_lr: float = field(default=30.0, metadata=_positive())
+    # lr x0.1 at these epochs
+    sgd_milestones: tuple[int, ...] = field(default=(60, 80), metadata=_range(1, MAX_EPOCHS, increasing=True))
     sgd_weight_decay: float = field(default=1e-4, metadata=_range(0.0))
     snapshot_targets: tuple[str, ...] = field(default=(), metadata=_choices(*EVALUATIONS))  # Figure 5: evaluations
     # of the backbones kept along pretraining (its snapshot_every); empty = none
-    threads: int = field(default=0, metadata=_range(0))  # torch intra-op threads; 0 = torch's default
+    threads: int = field(default=0, metadata=_range(0, 1024))  # torch intra-op threads; 0 = torch's default
 
 
 @dataclass(frozen=True)
@@ -141,31 +167,68 @@ class TransferParams:
     source: str = field(default="real", metadata=_choices("real", "twin"))
     arch: str = field(default="resnet50", metadata=_choices("resnet50", "resnet_small"))
     width: int = field(default=32, metadata=_range(4, 512))
-    schedule: float = field(default=1.0, metadata=_range(0.0))  # x every recipe's epochs / iterations
-    resolution: float = field(default=1.0, metadata=_range(0.0))  # x every recipe's input sizes (crops, 512, 800)
-    lr_scale: float = field(default=1.0, metadata=_range(0.0))  # x every recipe's learning rate
-    head_channels: int = field(default=256, metadata=_range(1))  # FCN / ASPP width
-    resize: int | None = field(default=None, metadata=_range(8))  # short side of every image first; None = native
-    max_crop: int | None = field(default=None, metadata=_range(8))  # cap on finetuning crops; None = the recipe's
-    det_batch_size: int = field(default=16, metadata=_range(1))
+    schedule: float = field(default=1.0, metadata=_positive(100.0))  # x every recipe's epochs / iterations
+    resolution: float = field(default=1.0, metadata=_positive(8.0))  # x every recipe's input sizes (crops, 512, 800)
+    lr_scale: float = field(default=1.0, metadata=_positive())  # x every recipe's learning rate
+    head_channels: int = field(default=256, metadata=_range(1, 4096))  # FCN / ASPP width
+    resize: int | None = field(default=None, metadata=_range(8, MAX_SIDE))  # short side of images; None = native
+    max_crop: int | None = field(default=None, metadata=_range(8, MAX_SIDE))  # cap on crops; None = the recipe's
+    det_batch_size: int = field(default=16, metadata=_range(1, 1024))
     det_backend: str = field(default="auto", metadata=_choices("auto", "detectron2", "torchvision"))  # auto:
     # detectron2 where it is installed (the paper's), torchvision's Faster R-CNN otherwise
-    train_images: int | None = field(default=None, metadata=_range(1))  # None = the official split
-    test_images: int | None = field(default=None, metadata=_range(1))
-    videos: int | None = field(default=None, metadata=_range(1))  # DAVIS-2017 val: 30
-    video_frames: int = field(default=12, metadata=_range(3))  # twins only
-    cam_size: int = field(default=224, metadata=_range(8))  # CAMs: the linear classifier's input (App. A.2 size)
-    cam_images: int = field(default=8, metadata=_range(1))  # images whose CAMs are kept for the figures
-    cam_train_images: int = field(default=20000, metadata=_range(2))  # the CAM classifier's training subset
-    workers: int = field(default=8, metadata=_range(0))
-    seed: int = 0
-    threads: int = field(default=0, metadata=_range(0))  # torch intra-op threads; 0 = torch's default
+    train_images: int | None = field(default=None, metadata=_range(1, MAX_IMAGES))  # None = the official split
+    test_images: int | None = field(default=None, metadata=_range(1, MAX_IMAGES))
+    videos: int | None = field(default=None, metadata=_range(1, 10**6))  # DAVIS-2017 val: 30
+    video_frames: int = field(default=12, metadata=_range(3, 10**4))  # twins only
+    cam_size: int = field(default=224, metadata=_range(8, MAX_SIDE))  # CAMs: the classifier's input (App. A.2 size)
+    cam_images: int = field(default=8, metadata=_range(1, 10**6))  # images whose CAMs are kept for the figures
+    cam_train_images: int = field(default=20000, metadata=_range(2, MAX_IMAGES))  # the CAM classifier's train set
+    workers: int = field(default=8, metadata=_range(0, 256))
+    seed: int = field(default=0, metadata=_range(0, MAX_SEED))
+    threads: int = field(default=0, metadata=_range(0, 1024))  # torch intra-op threads; 0 = torch's default
 
 
 KINDS = {"pretrain": PretrainParams, "linear": LinearParams, "transfer": TransferParams}
 
 
+def _as_number(value, hint):
+    """``value`` as an ``int`` or ``float`` field holds it, however YAML spelled the number; else unchanged.
+
+    YAML 1.1 reads ``1e-4``, ``1e12``, ``inf`` and ``nan`` as strings and ``1.0e+12`` as a float, so a
+    number may come as any of them; an int field takes a whole float (``1e3`` is 1000) and leaves a
+    fraction for the type check to refuse. Range checks then see the number, whatever its spelling.
+    """
+    if isinstance(value, bool) or hint not in (int, float):
+        return value
+    if isinstance(value, str):
+        for parse in (int, float):
+            try:
+                value = parse(value)
+                break
+            except ValueError:
+                pass
+        else:
+            return value
+    if hint is float and isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:  # an integer past 1e308
+            return math.copysign(math.inf, value)
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _allowed(meta) -> str:
+    """The range of field metadata as an interval, e.g. ``[1, 100000]`` or ``(0.0, inf)``."""
+    lo, hi = meta.get("min"), meta.get("max")
+    return (f"{'(' if meta.get('above') or lo is None else '['}{'-inf' if lo is None else lo}, "
+            f"{'inf' if hi is None else hi}{')' if hi is None else ']'}")
+
+
 def _check_value(source, key, value, hint, meta):
+    """``value`` of ``key`` checked against its type ``hint`` and field metadata, and converted (a YAML
+    string "1e-4" to a float); raises ``ParamsError`` naming ``source``, the key and what is allowed."""
     where = f"{source}: key '{key}'"
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
@@ -176,29 +239,29 @@ def _check_value(source, key, value, hint, meta):
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ParamsError(f"{where} must be a list, got {value!r}")
-        item = args[0]
         if args[-1] is not Ellipsis and len(value) != len(args):
             raise ParamsError(f"{where} must have {len(args)} values, got {len(value)}")
-        value = tuple(_check_value(source, key, v, item, {}) for v in value)
         if "choices" in meta:
             bad = [v for v in value if v not in meta["choices"]]
             if bad:
                 raise ParamsError(f"{where}: {bad} not allowed; choose from {list(meta['choices'])}")
+        value = tuple(_check_value(source, key, v, args[0], meta) for v in value)
+        if meta.get("increasing") and any(a > b for a, b in zip(value, value[1:])):
+            raise ParamsError(f"{where} is {list(value)}; the values must be increasing, each at most the next")
         return value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if hint is float and isinstance(value, str):
-        try:
-            value = float(value)  # YAML reads "1e-4" as a string
-        except ValueError:
-            pass
+    has_range = meta.get("min") is not None or meta.get("max") is not None
+    value = _as_number(value, hint)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParamsError(f"{where} is {value!r}, not a finite number"
+                          + (f"; allowed range {_allowed(meta)}" if has_range else ""))
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise ParamsError(f"{where} must be {hint.__name__}, got {type(value).__name__} {value!r}")
+        kind = f"{hint.__name__} in {_allowed(meta)}" if has_range else hint.__name__
+        raise ParamsError(f"{where} must be {kind}, got {type(value).__name__} {value!r}")
     if "choices" in meta and value not in meta["choices"]:
         raise ParamsError(f"{where} is {value!r}; allowed: {list(meta['choices'])}")
     lo, hi = meta.get("min"), meta.get("max")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ParamsError(f"{where} is {value!r}; allowed range [{lo}, {hi if hi is not None else 'inf'}]")
+    if (lo is not None and (value <= lo if meta.get("above") else value < lo)) or (hi is not None and value > hi):
+        raise ParamsError(f"{where} is {value!r}; allowed range {_allowed(meta)}")
     return value
 
 
@@ -219,7 +282,7 @@ def _read_yaml(path: Path) -> dict:
         raise ParamsError(f"params file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, ValueError) as err:  # ValueError: an integer past 4300 digits, a date 2024-13-01
         raise ParamsError(f"{path}: not valid YAML ({err})") from err
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: the top level must be a mapping")
@@ -241,6 +304,7 @@ class Profile:
     overrides: dict  # kind -> {key: value}
     scale: dict = field(default_factory=dict)  # key -> factor
     experiments: dict = field(default_factory=dict)  # name pattern -> {key: value}
+    path: Path | None = None  # the profile's file, named in errors
 
 
 def _numeric_fields():
@@ -264,12 +328,14 @@ def load_profile(name: str, root: Path | None = None) -> Profile:
     if not isinstance(scale, dict):
         raise ParamsError(f"{path}: 'scale' must map parameter names to factors, got {scale!r}")
     numeric = _numeric_fields()
+    factors = {}
     for key, factor in scale.items():
         if key not in numeric:
             raise ParamsError(f"{path}: scale key {key!r} is not a numeric parameter; numeric keys: {sorted(numeric)}")
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 0 or (
-                key == "momentum" and factor * (1 - PretrainParams.momentum) >= 1):
-            raise ParamsError(f"{path}: scale of {key!r} must be a positive number, got {factor!r}")
+        factors[key] = factor = _check_value(f"{path} [scale]", key, factor, float, _positive())  # a factor: > 0
+        if key == "momentum" and factor * (1 - PretrainParams.momentum) >= 1:
+            raise ParamsError(f"{path} [scale]: key 'momentum' is {factor!r}; it scales 1 - m, and x{factor} "
+                              f"takes the paper's 0.999 to 0 or below")
         both = [kind for kind in KINDS if key in overrides[kind]]
         if both:
             raise ParamsError(f"{path}: {key!r} is both scaled and set in [{both[0]}]; keep one")
@@ -279,7 +345,7 @@ def load_profile(name: str, root: Path | None = None) -> Profile:
         if not isinstance(values, dict) or set(values) - known:
             raise ParamsError(f"{path}: experiments: {pattern!r} must map known keys to values; "
                               f"unknown: {sorted(set(values) - known) if isinstance(values, dict) else values!r}")
-    return Profile(name, data.get("description", ""), overrides, dict(scale), dict(experiments))
+    return Profile(name, data.get("description", ""), overrides, factors, dict(experiments), path)
 
 
 @dataclass(frozen=True)
@@ -293,10 +359,17 @@ class Experiment:
     path: Path
 
 
-def load_experiment(name: str, root: Path | None = None, _seen=()) -> Experiment:
-    """Read ``params/<name>.yaml``; a ``base: <experiment>`` key inherits that experiment's values."""
+def load_experiment(name: str, root: Path | None = None, *, referrer: str | None = None, _seen=()) -> Experiment:
+    """Read ``params/<name>.yaml``; a ``base: <experiment>`` key inherits that experiment's values.
+
+    ``referrer`` says where ``name`` was written (e.g. ``"params/linear/x.yaml: key 'pretrain'"``), so that
+    a name that matches no file is reported there, where it can be fixed.
+    """
     root = Path(root or params_root())
     path = root / f"{name}.yaml"
+    if not path.is_file():
+        missing = f"{referrer} names {name!r}, but {path}" if referrer else f"no experiment {name!r}: {path}"
+        raise ParamsError(f"{missing} does not exist; `revisit list` shows the experiments")
     data = _read_yaml(path)
     kind = data.pop("kind", None)
     if kind not in KINDS:
@@ -307,7 +380,7 @@ def load_experiment(name: str, root: Path | None = None, _seen=()) -> Experiment
     if base is not None:
         if base in _seen or base == name:
             raise ParamsError(f"{path}: 'base' chain loops through {base!r}")
-        parent = load_experiment(base, root, (*_seen, name))
+        parent = load_experiment(base, root, referrer=f"{path}: key 'base'", _seen=(*_seen, name))
         if parent.kind != kind:
             raise ParamsError(f"{path}: base {base!r} is a {parent.kind} experiment, not {kind}")
         values = dict(parent.values)
@@ -328,23 +401,28 @@ def _scaled(key, value, factor):
     keeping the paper's ratio of EMA time constants in a run 50 times shorter.
     """
     if key == "momentum":
-        scaled = round(1.0 - (1.0 - value) * factor, 12)
-        if scaled < 0:
-            raise ParamsError(f"momentum {value} scaled by {factor} on 1 - m is negative; use a smaller factor")
-        return scaled
+        return round(1.0 - (1.0 - value) * factor, 12)
     if not value:
         return value
-    return max(1, round(value * factor)) if isinstance(value, int) else round(value * factor, 12)
+    product = value * factor
+    return max(1, round(product)) if isinstance(value, int) and math.isfinite(product) else round(product, 12)
 
 
 def resolve(experiment: Experiment, profile: Profile):
-    """The experiment's dataclass, rescaled by the profile's ``scale``, then with its fixed overrides."""
-    params = KINDS[experiment.kind](**experiment.values)
+    """The experiment's dataclass, rescaled by the profile's ``scale``, then with its fixed overrides.
+
+    Scaled values are checked like the params file's own: a profile cannot make a value that the file
+    could not hold (1 epoch x 0.02 stays 1, but 96-px crops x 0.01 would be 1 px, under the minimum of 4).
+    """
+    cls = KINDS[experiment.kind]
+    params = cls(**experiment.values)
+    where = profile.path or f"profile {profile.name}"
     scaled = {key: _scaled(key, getattr(params, key), factor) for key, factor in profile.scale.items() if hasattr(params, key)}
+    scaled = validate(cls, scaled, f"{where} [scale] on {experiment.name}")
     matched = {}
     for pattern, values in profile.experiments.items():
         if fnmatch.fnmatchcase(experiment.name, pattern):
-            matched.update(validate(KINDS[experiment.kind], values, f"profile {profile.name}, experiments: {pattern}"))
+            matched.update(validate(cls, values, f"{where} [experiments: {pattern}]"))
     return dataclasses.replace(params, **{**scaled, **profile.overrides[experiment.kind], **matched})
 
 

@@ -30,7 +30,7 @@ MEAN, STD = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD
 
 @dataclass(frozen=True)
 class Protocol:
-    """One dataset's finetuning recipe, at the paper's values (PROTOCOLS.md, "Dense transfer")."""
+    """One dataset's finetuning recipe, at the paper's values (App. A.3-A.5)."""
 
     task: str  # "segmentation" or "depth"
     head: str  # "fcn" or "deeplabv3"

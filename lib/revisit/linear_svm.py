@@ -1,4 +1,4 @@
-"""VOC07 linear SVM on frozen features (Tables 4, 7, 8 and 9 "VOC SVM", PROTOCOLS.md App. A.2).
+"""VOC07 linear SVM on frozen features (Tables 4, 7, 8 and 9 "VOC SVM", App. A.2).
 
 One ``LinearSVC`` per class (C = 0.5, positives weighted 2 : 1) on L2-normalised features of
 Resize(256) + CenterCrop(224) views, trained on trainval and scored on test; AP is the area

@@ -7,7 +7,7 @@ one pass per resolution and matched with their own anchor; small crops never rea
 encoder or the queue. kNN-MoCo keeps a second queue, aligned with the first, of the momentum
 encoder's backbone features, and mines each positive's neighbours in it (Algorithm 1).
 Shuffle-BN is emulated on one device by encoding the shuffled key batch in ``bn_groups``
-separate chunks, so no chunk's BN statistics contain both a query and its key (DESIGN.md: a
+separate chunks, so no chunk's BN statistics contain both a query and its key (a
 plain permutation changes nothing on one device).
 """
 from __future__ import annotations
@@ -20,19 +20,29 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def info_nce(positives, anchors, queue, temperature):
-    """Mean InfoNCE over all positives (Eq. 1 / Algorithm 2).
+def info_nce_logits(positives, anchors, queue, temperature):
+    """Logits of Eq. 1 for every positive, ``(B * L, 1 + K)``: its own anchor first, then the queue, over ``temperature``.
 
-    ``positives`` ``(B, C)`` or ``(B, L, C)``, ``anchors`` ``(B, C)``, ``queue`` ``(C, K)``, all
-    L2-normalised. Each positive's positive logit is its own anchor; its negatives are the queue.
+    ``positives`` ``(B, C)`` or ``(B, L, C)``, ``anchors`` ``(B, C)``, ``queue`` ``(C, K)``, all L2-normalised.
     """
     if positives.dim() == 2:
         positives = positives.unsqueeze(1)
     l_pos = torch.einsum("blc,bc->bl", positives, anchors).unsqueeze(-1)
     l_neg = torch.einsum("blc,ck->blk", positives, queue)
-    logits = torch.cat([l_pos, l_neg], dim=-1).flatten(0, 1) / temperature
-    labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-    return F.cross_entropy(logits, labels), logits
+    return torch.cat([l_pos, l_neg], dim=-1).flatten(0, 1) / temperature
+
+
+def info_nce(positives, anchors, queue, temperature):
+    """Mean InfoNCE over all positives (Eq. 1 / Algorithm 2), a scalar tensor; shapes as ``info_nce_logits``.
+
+    Each positive's positive logit is its own anchor; its negatives are the queue.
+    """
+    return _instance_loss(info_nce_logits(positives, anchors, queue, temperature))
+
+
+def _instance_loss(logits):
+    """Cross-entropy of logits whose positive is column 0."""
+    return F.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device))
 
 
 def knn_loss(pos_backbone, queue_backbone, pos_logits, k, temperature):
@@ -133,7 +143,8 @@ class MoCo(nn.Module):
         with torch.no_grad():
             self.momentum_update()
             k, k_g = self.encode_keys(anchor)
-        loss, logits = info_nce(q, k, self.queue.clone().detach(), self.temperature)
+        logits = info_nce_logits(q, k, self.queue.clone().detach(), self.temperature)
+        loss = _instance_loss(logits)
         loss_nn = torch.zeros((), device=loss.device)
         keys_g = k_g if hasattr(self, "queue_g") else None  # only kNN-MoCo mining on backbone features keeps them
         if enqueue_first:

@@ -1,7 +1,8 @@
-"""The results store: what section notebooks read (DESIGN.md "Runs, profiles, results").
+"""The results store: what section notebooks read.
 
 Each function takes the experiments a table needs and returns what exists at a profile; a run
-that has not finished gives NaN (shown as missing), never a number from elsewhere.
+that has not finished gives NaN (shown as missing), never a number from elsewhere. So does a value
+that is not a finite number (``null`` in strict JSON, or a bare NaN in an older file).
 """
 from __future__ import annotations
 
@@ -18,13 +19,22 @@ TARGET_COLUMNS = {"cifar10": "CIFAR10", "cars": "Cars", "food": "Food", "pets": 
 TABLE2 = ("cifar10", "cars", "food", "pets", "places", "sun", "voc")
 
 
+def number(value) -> float:
+    """``value`` as a float, or NaN (shown as missing) when it is absent or not a finite number."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return np.nan
+    return value if np.isfinite(value) else np.nan
+
+
 def linear_scores(experiments: dict, profile: Profile, evaluations=TABLE2) -> pd.DataFrame:
     """Test scores of linear runs: rows = ``experiments`` labels, columns = ``evaluations`` (paper names)."""
     rows = {}
     for label, name in experiments.items():
         metrics = plan(name, profile).metrics() or {}
         targets = metrics.get("targets", {})
-        rows[label] = {TARGET_COLUMNS[key]: targets.get(key, {}).get("test", np.nan) for key in evaluations}
+        rows[label] = {TARGET_COLUMNS[key]: number(targets.get(key, {}).get("test")) for key in evaluations}
     return pd.DataFrame.from_dict(rows, orient="index", columns=[TARGET_COLUMNS[key] for key in evaluations])
 
 
@@ -67,8 +77,8 @@ def snapshot_scores(experiments: dict, profile: Profile, evaluation: str = "voc_
     rows = []
     for label, name in experiments.items():
         for snap in (plan(name, profile).metrics() or {}).get("snapshots", []):
-            rows.append({"run": label, "epoch": snap["epoch"], "train_seconds": snap["train_seconds"],
-                         "score": snap.get(evaluation, np.nan)})
+            rows.append({"run": label, "epoch": snap["epoch"], "train_seconds": number(snap["train_seconds"]),
+                         "score": number(snap.get(evaluation))})
     return pd.DataFrame(rows, columns=["run", "epoch", "train_seconds", "score"])
 
 
@@ -84,7 +94,7 @@ def transfer_scores(experiments: dict, profile: Profile, tasks=tuple(TASK_COLUMN
     rows = {}
     for label, name in experiments.items():
         done = transfer_results(plan(name, profile))
-        rows[label] = {TASK_COLUMNS[t]: done[t]["value"] if t in done else np.nan for t in tasks}
+        rows[label] = {TASK_COLUMNS[t]: number(done[t]["value"]) if t in done else np.nan for t in tasks}
     return pd.DataFrame.from_dict(rows, orient="index", columns=[TASK_COLUMNS[t] for t in tasks])
 
 
@@ -101,7 +111,7 @@ def transfer_details(experiments: dict, profile: Profile, task: str, keys: dict)
     rows = {}
     for label, name in experiments.items():
         found = transfer_results(plan(name, profile)).get(task)
-        rows[label] = {col: (found["value"] if key == "value" else found["details"].get(key, np.nan)) if found else np.nan
+        rows[label] = {col: number(found["value"] if key == "value" else found["details"].get(key)) if found else np.nan
                        for key, col in keys.items()}
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(keys.values()))
 
@@ -113,7 +123,7 @@ def constant_floors(experiments: dict, profile: Profile, tasks=tuple(TASK_COLUMN
     for name in experiments.values():
         for task, result in transfer_results(plan(name, profile)).items():
             if task in tasks and "constant" in result["details"]:
-                floors.setdefault(TASK_COLUMNS[task], result["details"]["constant"])
+                floors.setdefault(TASK_COLUMNS[task], number(result["details"]["constant"]))
     return pd.Series(floors, dtype=float)
 
 

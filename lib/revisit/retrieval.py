@@ -1,6 +1,6 @@
 """VOC semantic segment retrieval with frozen features (paper Table 6, App. A.7, Figure S4).
 
-Protocol (PROTOCOLS.md "Dense transfer"): the dilated ResNet (layer4 stride 1, dilation 2, no
+Protocol (App. A, as the authors' code runs it): the dilated ResNet (layer4 stride 1, dilation 2, no
 pooling) sees each image resized to ``image_size`` x ``image_size``; per image, K-means (K = 15)
 on the spatial feature vectors splits it into regions; a region's descriptor is the mean feature
 of its positions. Each val region takes the label of its nearest train region (plain 1-NN, not

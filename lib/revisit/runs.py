@@ -3,7 +3,8 @@
 A run lives in ``$REVISIT_RUNS/<profile>/<experiment>--<hash>/`` (default ``runs/`` in the
 project): the resolved ``params.yaml``, the executed ``notebook.ipynb``, ``metrics.json`` (written
 last, atomically: its presence means the run is done), plus whatever the run keeps (checkpoint,
-log). Changing any resolved parameter changes the hash, so results of different settings never mix.
+log); ``rundir`` names and writes these files. Changing any resolved parameter changes the hash, so
+results of different settings never mix.
 """
 from __future__ import annotations
 
@@ -15,11 +16,9 @@ from pathlib import Path
 
 import yaml
 
+from . import rundir
 from .config import (DENSE_RECIPE_VERSION, PROJECT_ROOT, RECIPE_VERSION, Experiment, ParamsError, Profile, load_experiment,
                      params_hash, resolve)
-
-METRICS = "metrics.json"
-ERROR = "error.txt"
 
 
 def runs_root() -> Path:
@@ -54,15 +53,15 @@ class Run:
     @property
     def status(self) -> str:
         """``done``, ``failed`` (last attempt raised), ``partial`` (started, resumable) or ``missing``."""
-        if (self.dir / METRICS).is_file():
+        if (self.dir / rundir.METRICS).is_file():
             return "done"
-        if (self.dir / ERROR).is_file():
+        if (self.dir / rundir.ERROR).is_file():
             return "failed"
-        return "partial" if (self.dir / "params.yaml").is_file() else "missing"
+        return "partial" if (self.dir / rundir.PARAMS).is_file() else "missing"
 
     def metrics(self) -> dict | None:
-        """The run's ``metrics.json``, or ``None`` if it has not finished."""
-        path = self.dir / METRICS
+        """The run's ``metrics.json``, or ``None`` if it has not finished (``null`` values are missing numbers)."""
+        path = self.dir / rundir.METRICS
         return json.loads(path.read_text()) if path.is_file() else None
 
     def resolved(self) -> dict:
@@ -71,13 +70,13 @@ class Run:
                 "pretrain_run": self.needs.run_id if self.needs else None, "params": values}
 
 
-def plan(name: str, profile: Profile) -> Run:
-    """The run of experiment ``name`` at ``profile``, with its dependency resolved."""
-    experiment = load_experiment(name)
+def plan(name: str, profile: Profile, referrer: str | None = None) -> Run:
+    """The run of experiment ``name`` at ``profile``, with its dependency resolved (``referrer``: who names it)."""
+    experiment = load_experiment(name, referrer=referrer)
     params = resolve(experiment, profile)
     needs = None
     if experiment.kind in ("linear", "transfer") and params.pretrain:
-        needs = plan(params.pretrain, profile)
+        needs = plan(params.pretrain, profile, referrer=f"{experiment.path}: key 'pretrain'")
         if needs.experiment.kind != "pretrain":
             raise ParamsError(f"{experiment.path}: 'pretrain' must name a pretraining experiment, got {params.pretrain}")
         if (needs.params.arch, needs.params.width) != (params.arch, params.width):
@@ -86,22 +85,14 @@ def plan(name: str, profile: Profile) -> Run:
     return Run(experiment, profile, params, needs)
 
 
-def write_json_atomic(path: Path, data: dict):
-    """Write JSON to a temporary file, then rename: readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float))
-    os.replace(tmp, path)
-
-
 def prepare(run: Run):
     """Create the run folder and its ``params.yaml``; refuses a folder holding other parameters."""
     run.dir.mkdir(parents=True, exist_ok=True)
-    path = run.dir / "params.yaml"
+    path = run.dir / rundir.PARAMS
     resolved = json.loads(json.dumps(run.resolved(), default=list))
     if path.is_file():
         existing = yaml.safe_load(path.read_text())
         if existing != resolved:
             raise RuntimeError(f"{run.dir} holds a run with other parameters; move it away (nothing was overwritten)")
     else:
-        path.write_text(yaml.safe_dump(resolved, sort_keys=False))
+        rundir.write_text(path, yaml.safe_dump(resolved, sort_keys=False))

@@ -4,10 +4,12 @@ SGD (momentum 0.9, weight decay 1e-4), lr = base_lr x batch / 256 with a per-epo
 schedule (as the official MoCo code), mixed precision on CUDA. The params choose the views
 (multi-crop, constrained crops, IoU ceiling, A+) and the kNN loss with its start-up (App. B).
 Every ``log_every`` steps a JSON line goes to ``metrics.jsonl`` (loss, nearest-neighbour loss,
-instance accuracy, lr, images/s, training seconds so far, skipped images, rejected and
-fallback crops); after every epoch ``checkpoint.pt`` is written atomically with the model,
-optimiser, queues and pointer, RNG states, epoch and training time, and every
-``snapshot_every`` epochs the backbone is kept under ``snapshots/`` (Figure 5). Under
+instance accuracy, gradient norm, lr, images/s, training seconds so far, skipped images, rejected
+and fallback crops); after every epoch ``checkpoint.pt`` is written atomically with the model,
+optimiser, queues and pointer, RNG states, epoch and training time (the one before is kept as
+``checkpoint.prev.pt`` until the new one is verified, and a checkpoint that does not load falls back
+to it), and every ``snapshot_every`` epochs the backbone is kept under ``snapshots/`` (Figure 5). A
+non-finite loss or gradient stops the run with ``NonFiniteError``: nothing non-finite is ever saved. Under
 ``torch.distributed`` the batch is split over the processes (``batch_size`` is global, as in the
 paper), keys are gathered before enqueueing and rank 0 writes the log and checkpoints. Calling
 ``pretrain`` again on the same folder resumes from it; on the CPU the resumed run reproduces the
@@ -22,6 +24,7 @@ import math
 import os
 import random
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,14 +34,16 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from . import rundir
 from .augment import Views, ViewSet
-from .backbones import BACKBONE, build_backbone
+from .backbones import build_backbone
 from .config import PretrainParams
 from .moco import MoCo
+from .rundir import BACKBONE, CHECKPOINT, LOG, PREVIOUS_CHECKPOINT, SNAPSHOTS
 
-CHECKPOINT = "checkpoint.pt"
-LOG = "metrics.jsonl"
-SNAPSHOTS = "snapshots"
+
+class NonFiniteError(FloatingPointError):
+    """Training produced a NaN or infinite loss or gradient; the run stops and its checkpoints stay as they were."""
 
 
 def build_model(p: PretrainParams) -> MoCo:
@@ -61,11 +66,41 @@ def cosine_lr(p: PretrainParams, epoch: int) -> float:
     return lr * 0.5 * (1.0 + math.cos(math.pi * epoch / p.epochs))
 
 
-def atomic_save(obj, path: Path):
-    """``torch.save`` to a temporary file, then rename: a kill never leaves half a checkpoint."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def non_finite(tensors: dict) -> list[str]:
+    """Names of the floating-point tensors of a state dict that hold a NaN or an infinity."""
+    return [name for name, t in tensors.items() if torch.is_tensor(t) and t.is_floating_point()
+            and not bool(torch.isfinite(t).all())]
+
+
+def save_checkpoint(state: dict, run_dir: Path):
+    """Write ``checkpoint.pt``: refused if the model is not finite; the previous one becomes ``checkpoint.prev.pt``
+    only once the new one is written and verified, so a failed or killed write leaves a loadable checkpoint."""
+    bad = non_finite(state["model"])
+    if bad:
+        raise NonFiniteError(f"{run_dir}: after epoch {state['epoch']} {len(bad)} model tensors are not finite "
+                             f"(first: {bad[0]}); the checkpoint was not written, the previous one is kept")
+    rundir.save_torch(state, run_dir / CHECKPOINT, previous=run_dir / PREVIOUS_CHECKPOINT)
+
+
+def load_checkpoint(run_dir: Path) -> dict | None:
+    """The newest checkpoint of ``run_dir`` that loads: ``checkpoint.pt``, else ``checkpoint.prev.pt``, else ``None``
+    (the run starts over). A file that does not load is set aside as ``<name>.corrupt`` with a warning naming it."""
+    for path in (run_dir / CHECKPOINT, run_dir / PREVIOUS_CHECKPOINT):
+        if not path.is_file():
+            continue
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
+            if not isinstance(state, dict) or not {"model", "optimizer", "epoch", "rng"} <= set(state):
+                raise ValueError("not a checkpoint of this training loop")
+            if non_finite(state["model"]):
+                raise ValueError("non-finite model tensors")
+            return state
+        except Exception as err:  # noqa: BLE001 - torch raises many kinds for a truncated or foreign file
+            aside = path.with_name(path.name + ".corrupt")
+            os.replace(path, aside)
+            warnings.warn(f"{path} cannot be used ({rundir.brief(err)}); moved to {aside.name}, "
+                          "resuming from the previous checkpoint if there is one, else from the start", stacklevel=2)
+    return None
 
 
 def _rng_state():
@@ -86,7 +121,7 @@ def _trim_log(path: Path, epochs_done: int):
     if path.is_file():
         lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
         kept = [ln for ln in lines if json.loads(ln)["epoch"] < epochs_done]
-        path.write_text("".join(ln + "\n" for ln in kept))
+        rundir.write_text(path, "".join(ln + "\n" for ln in kept))
 
 
 def read_log(run_dir) -> list[dict]:
@@ -120,9 +155,9 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
     optimizer = torch.optim.SGD(model.encoder_q.parameters(), lr=cosine_lr(p, 0), momentum=p.sgd_momentum,
                                 weight_decay=p.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda"))
-    start_epoch, train_seconds, ckpt_path = 0, 0.0, run_dir / CHECKPOINT
-    if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
+    start_epoch, train_seconds = 0, 0.0
+    state = load_checkpoint(run_dir)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])  # moves its state to the parameters' device
         if state["scaler"]:  # empty when the checkpoint was written without CUDA
@@ -160,31 +195,48 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
                 with torch.autocast("cuda", enabled=device.startswith("cuda")):
                     loss, logits, loss_nn = net(anchor, positive, small, nn_weight=nn_weight,
                                                 enqueue_first=p.nn_startup == "enqueue_first")
+                _check_finite("loss", loss, global_step, epoch, p)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                grad_norm = torch.nn.utils.get_total_norm([q.grad for q in model.encoder_q.parameters()
+                                                           if q.grad is not None])
+                if not scaler.is_enabled():  # with AMP the scaler skips a step with inf gradients and lowers its scale
+                    _check_finite("gradient norm", grad_norm, global_step, epoch, p)
                 scaler.step(optimizer)
                 scaler.update()
                 window.add(anchor.shape[0] * world, batch)
                 if (step + 1) % p.log_every == 0 or step + 1 == steps_per_epoch:
                     record = {"epoch": epoch, "step": global_step + 1, "loss": loss.item(), "loss_nn": loss_nn.item(),
-                              "nn_weight": nn_weight, "acc": (logits.argmax(1) == 0).float().mean().item(), "lr": lr,
+                              "nn_weight": nn_weight, "acc": (logits.argmax(1) == 0).float().mean().item(),
+                              "grad_norm": grad_norm.item(), "lr": lr,
                               "train_s": train_seconds + time.perf_counter() - epoch_start,
                               **window.flush(device if world > 1 else None)}
-                    log.write(json.dumps(record) + "\n")
+                    log.write(json.dumps(rundir.finite_or_none(record), allow_nan=False) + "\n")
                     log.flush()
                     bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['acc']:.2f}",
                                     ips=f"{record['images_per_s']:.0f}")
         train_seconds += time.perf_counter() - epoch_start
         if rank:
             continue
+        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scaler": scaler.state_dict(), "rng": _rng_state(), "epoch": epoch + 1,
+                         "train_seconds": train_seconds, "params": dataclasses.asdict(p)}, run_dir)
         if p.snapshot_every and (epoch + 1) % p.snapshot_every == 0:
             save_snapshot(model, run_dir, epoch + 1, train_seconds)
-        atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                     "rng": _rng_state(), "epoch": epoch + 1, "train_seconds": train_seconds,
-                     "params": dataclasses.asdict(p)}, ckpt_path)
     if rank == 0:
-        torch.save(model.backbone.state_dict(), run_dir / BACKBONE)
+        rundir.save_torch(model.backbone.state_dict(), run_dir / BACKBONE)
+        (run_dir / PREVIOUS_CHECKPOINT).unlink(missing_ok=True)  # only needed while checkpoint.pt may be cut
     return summarize(read_log(run_dir), p)
+
+
+def _check_finite(what: str, value: torch.Tensor, global_step: int, epoch: int, p: PretrainParams):
+    """Stop training at the first non-finite loss or gradient, with the step, the value and the usual cause."""
+    if not bool(torch.isfinite(value)):
+        raise NonFiniteError(f"{what} is {value.item()} at step {global_step + 1} (epoch {epoch + 1}); training stopped "
+                             f"and the checkpoint of the last finished epoch ({epoch}) is kept. A learning rate too "
+                             f"high for the batch (base_lr {p.base_lr}, batch {p.batch_size}) or a temperature too "
+                             f"low ({p.temperature}) are the usual causes")
 
 
 class _Window:
@@ -214,8 +266,8 @@ def save_snapshot(model, run_dir: Path, epoch: int, train_seconds: float):
     """Keep the backbone after ``epoch`` with the training time so far (the points of Figure 5)."""
     folder = Path(run_dir) / SNAPSHOTS
     folder.mkdir(exist_ok=True)
-    atomic_save({"backbone": model.backbone.state_dict(), "epoch": epoch, "train_seconds": train_seconds},
-                folder / f"epoch{epoch:04d}.pt")
+    rundir.save_torch({"backbone": model.backbone.state_dict(), "epoch": epoch, "train_seconds": train_seconds},
+                      folder / f"epoch{epoch:04d}.pt")
 
 
 def snapshots(run_dir) -> list[Path]:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .config import DENSE_TASKS, TransferParams
-from .runs import write_json_atomic
+from .rundir import TASKS, write_json
 
 METRICS = {"voc_seg": "mIoU", "cityscapes_seg": "mIoU", "nyud_seg": "mIoU", "nyud_depth": "rmse", "voc_det": "AP",
            "davis": "J&F", "voc_retrieval": "mIoU (7 classes)", "cams": "top-1"}
@@ -196,7 +196,7 @@ def evaluate_task(task: str, backbone, p: TransferParams, run_dir: Path, device=
 
 def evaluate_tasks(tasks, backbone, p: TransferParams, run_dir, device="cpu", progress=True) -> dict[str, TaskResult]:
     """Every task in ``tasks``; finished ones (``tasks/<task>.json``) are read back, not recomputed."""
-    folder = Path(run_dir) / "tasks"
+    folder = Path(run_dir) / TASKS
     folder.mkdir(parents=True, exist_ok=True)
     results = {}
     for task in tasks:
@@ -207,6 +207,6 @@ def evaluate_tasks(tasks, backbone, p: TransferParams, run_dir, device="cpu", pr
             continue
         torch.manual_seed(p.seed)
         results[task] = evaluate_task(task, backbone, p, Path(run_dir), device, progress)
-        write_json_atomic(path, results[task].to_json())
+        write_json(path, results[task].to_json())
         print(f"{task:15s} {results[task].metric} {results[task].value:.3f} ({results[task].seconds:.0f} s)")
     return results

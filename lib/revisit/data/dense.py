@@ -10,9 +10,14 @@ protocol reads one interface:
   - detection: ``Boxes`` (``xyxy`` float boxes in pixels, 0-based labels, ``difficult`` flags).
 * ``Video``: one sequence, frames ``(T, H, W, 3)`` and instance masks ``(T, H, W)`` (0 = background,
   ``k`` = object ``k``), read lazily from files or held in memory (twins).
+
+A label PNG that cannot be decoded is a ``DatasetFormatError`` naming it, not a skip: targets are
+read on their own (``DenseSet.target``) by several protocols, and a corrupt label file is a broken
+download to re-extract. ``Video.readable`` drops a video's unreadable frames (with their masks).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +26,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .images import read_image
+from .images import DECODE_ERRORS, DatasetFormatError, read_image
 
 TASKS = ("segmentation", "depth", "detection")
 
@@ -37,8 +42,12 @@ class Boxes:
 
 def read_label_png(path) -> np.ndarray:
     """The indices of a label PNG (palette or grey): VOC/DAVIS palette PNGs store class/object ids."""
-    with Image.open(path) as img:
-        return np.asarray(img if img.mode in ("P", "L", "I", "I;16") else img.convert("L")).astype(np.int64)
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img if img.mode in ("P", "L", "I", "I;16") else img.convert("L")).astype(np.int64)
+    except DECODE_ERRORS as err:
+        raise DatasetFormatError(f"unreadable label PNG {path}: {err}. Re-extract it from the dataset's "
+                                 "archive.") from err
 
 
 def read_depth(path) -> np.ndarray:
@@ -113,14 +122,44 @@ class Video:
     def frame(self, t) -> np.ndarray:
         if isinstance(self.frames, np.ndarray):
             return self.frames[t]
-        with Image.open(self.frames[t]) as img:
-            return np.asarray(img.convert("RGB"))
+        try:
+            with Image.open(self.frames[t]) as img:
+                return np.array(img.convert("RGB"))  # writable: torch.from_numpy warns on read-only arrays
+        except DECODE_ERRORS as err:
+            raise DatasetFormatError(f"video {self.name!r}: unreadable frame {self.frames[t]}: {err}") from err
 
     def mask(self, t) -> np.ndarray:
         if isinstance(self.masks, np.ndarray):
             return self.masks[t].astype(np.int64)
-        return read_label_png(self.masks[t])
+        try:
+            return read_label_png(self.masks[t])
+        except DatasetFormatError as err:
+            raise DatasetFormatError(f"video {self.name!r}: {err}") from err
 
     def objects(self) -> list[int]:
         """Object ids annotated in the first frame (DAVIS semi-supervised: what is to be tracked)."""
         return [int(k) for k in np.unique(self.mask(0)) if k not in (0, 255)]
+
+    def readable(self) -> "Video":
+        """This video without the frames whose image or mask cannot be decoded, each dropped with a warning.
+
+        Decodes every file once, so that propagation and scoring see the same frames. Frame 0 and its
+        mask are the propagation's input: if either is unreadable, that is a ``DatasetFormatError``.
+        In-memory videos are returned as they are.
+        """
+        if isinstance(self.frames, np.ndarray):
+            return self
+        keep = []
+        for t in range(len(self)):
+            try:
+                self.frame(t), self.mask(t)
+            except DatasetFormatError as err:
+                if t == 0:
+                    raise DatasetFormatError(f"{err} (frame 0 and its annotation start the propagation, so they "
+                                             "must be readable)") from err
+                warnings.warn(f"{err}; skipping frame {t} (image and mask)", stacklevel=2)
+                continue
+            keep.append(t)
+        if len(keep) == len(self):
+            return self
+        return Video(self.name, [self.frames[t] for t in keep], [self.masks[t] for t in keep])

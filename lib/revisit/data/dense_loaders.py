@@ -2,7 +2,9 @@
 
 Every loader takes ``root``, the ``DATA_ROOT`` folder holding all datasets, and returns a
 ``DenseSet`` (a list of ``Video`` for DAVIS) whose images and targets are absolute paths, read
-lazily. A missing folder or list file raises ``DatasetNotFoundError`` with the expected layout.
+lazily. A missing folder or list file raises ``DatasetNotFoundError`` with the expected layout; so
+do listed images or targets missing from disk beyond ``MAX_MISSING`` (fewer are dropped with a
+warning, see ``check_listed``).
 Layouts under ``DATA_ROOT``:
 
 * VOC 2012 segmentation (+ SBD as DeepLab distributes it)::
@@ -40,14 +42,22 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import partial
+from itertools import compress
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from .dense import Boxes, DenseSet, Video
-from .images import DatasetNotFoundError, require
+from .images import DatasetFormatError, DatasetNotFoundError, check_listed, require
 from .loaders import VOC_CLASSES, _check_split, _lines
+
+
+def _on_disk(data: DenseSet, dataset: str, layout: str, targets: str) -> DenseSet:
+    """``data`` without the entries whose image or ``targets`` file is missing (``check_listed``)."""
+    keep = check_listed(dataset, layout, {"images": data.images, targets: data.targets})
+    return data if keep.all() else data.subset(np.flatnonzero(keep))
+
 
 # ---------------------------------------------------------------- PASCAL VOC 2012 segmentation (App. A.3)
 
@@ -82,8 +92,9 @@ def voc2012_segmentation(root: Path, split: str) -> DenseSet:
                   _lines(require(voc / "ImageSets" / "Segmentation" / f"{split}.txt", "voc2012_segmentation", layout))})
     images = require(voc / "JPEGImages", "voc2012_segmentation", layout)
     targets = require(voc / labels, "voc2012_segmentation", layout)
-    return DenseSet(f"voc2012 {split}", "segmentation", list(VOC_SEG_CLASSES),
+    data = DenseSet(f"voc2012 {split}", "segmentation", list(VOC_SEG_CLASSES),
                     [images / f"{i}.jpg" for i in ids], [targets / f"{i}.png" for i in ids])
+    return _on_disk(data, "voc2012_segmentation", layout, f"{labels} masks")
 
 
 # ---------------------------------------------------------------- Cityscapes (App. A.4)
@@ -130,8 +141,9 @@ def cityscapes(root: Path, split: str) -> DenseSet:
         raise DatasetNotFoundError(f"cityscapes: no *_leftImg8bit.png under {city / 'leftImg8bit' / split}. "
                                    f"Expected layout under DATA_ROOT:\n  {layout}")
     targets = [labels / p.parent.name / p.name.replace("_leftImg8bit.png", "_gtFine_labelIds.png") for p in images]
-    return DenseSet(f"cityscapes {split}", "segmentation", list(CITYSCAPES_CLASSES), images, targets,
+    data = DenseSet(f"cityscapes {split}", "segmentation", list(CITYSCAPES_CLASSES), images, targets,
                     read_target=cityscapes_train_ids)
+    return _on_disk(data, "cityscapes", layout, "gtFine_labelIds.png files (one per image)")
 
 
 # ---------------------------------------------------------------- NYUD-v2 (App. A.5)
@@ -161,11 +173,13 @@ def nyud(root: Path, split: str, task: str) -> DenseSet:
     images = require(folder / "images", "nyud", layout)
     if task == "segmentation":
         targets = require(folder / "segmentation", "nyud", layout)
-        return DenseSet(f"nyud {task} {split}", task, list(NYUD_CLASSES), [images / f"{i}.jpg" for i in ids],
+        data = DenseSet(f"nyud {task} {split}", task, list(NYUD_CLASSES), [images / f"{i}.jpg" for i in ids],
                         [targets / f"{i}.png" for i in ids], read_target=nyud_void_to_ignore)
+        return _on_disk(data, "nyud", layout, "segmentation masks")
     targets = require(folder / "depth", "nyud", layout)
-    return DenseSet(f"nyud {task} {split}", task, [], [images / f"{i}.jpg" for i in ids],
+    data = DenseSet(f"nyud {task} {split}", task, [], [images / f"{i}.jpg" for i in ids],
                     [targets / f"{i}.npy" for i in ids])
+    return _on_disk(data, "nyud", layout, "depth maps")
 
 
 # ---------------------------------------------------------------- VOC detection (App. A.6)
@@ -197,23 +211,42 @@ def voc_detection(root: Path, split: str) -> DenseSet:
     """
     _check_split("voc_detection", split, tuple(VOC_DETECTION_SPLITS))
     layout = "VOCdevkit/VOC{2007,2012}/{Annotations/<id>.xml, JPEGImages/<id>.jpg, ImageSets/Main/<set>.txt}"
-    images, targets = [], []
+    images, xmls = [], []
     for year, image_set in VOC_DETECTION_SPLITS[split]:
         voc = Path(root).absolute() / "VOCdevkit" / f"VOC{year}"
         ids = sorted(_lines(require(voc / "ImageSets" / "Main" / f"{image_set}.txt", "voc_detection", layout)))
         annotations = require(voc / "Annotations", "voc_detection", layout)
         jpegs = require(voc / "JPEGImages", "voc_detection", layout)
         images += [jpegs / f"{i}.jpg" for i in ids]
-        targets += [read_voc_boxes(require(annotations / f"{i}.xml", "voc_detection", layout)) for i in ids]
-    return DenseSet(f"voc detection {split}", "detection", list(VOC_CLASSES), images, targets)
+        xmls += [annotations / f"{i}.xml" for i in ids]
+    keep = check_listed("voc_detection", layout, {"images": images, "annotations": xmls})
+    targets = [read_voc_boxes(xml) for xml in compress(xmls, keep)]
+    return DenseSet(f"voc detection {split}", "detection", list(VOC_CLASSES), list(compress(images, keep)), targets)
 
 
 # ---------------------------------------------------------------- DAVIS-2017 (App. A.7)
+
+DAVIS_2017_MASKS = ("DAVIS-2017 annotations are palette PNGs whose pixel value is the object id: 0 = background, "
+                    "1..K = the objects of the sequence, 255 only as void")
+
+
+def _check_davis_objects(video: Video) -> None:
+    """A first-frame mask without object ids 1..K (a DAVIS-2016 binary 0/255 mask, or an empty one) is an
+    error here: propagation would track nothing and scoring would fail far downstream."""
+    if not video.objects():
+        raise DatasetFormatError(
+            f"davis2017: sequence {video.name!r}: the first-frame annotation {video.masks[0]} holds only the values "
+            f"{np.unique(video.mask(0)).tolist()}, no object id. {DAVIS_2017_MASKS}; binary 0/255 masks are "
+            "DAVIS-2016's. Use the DAVIS-2017 trainval release (DAVIS-2017-trainval-480p.zip).")
+
 
 def davis2017(root: Path, split: str = "val", resolution: str = "480p") -> list[Video]:
     """DAVIS-2017 sequences (val: 30), frames and instance masks sorted by frame name.
 
     Every frame must have its annotation (true of the official train/val), else the sequence is named.
+    Every frame is decoded once here: an unreadable one is dropped with its mask and a warning
+    (``Video.readable``; an unreadable first frame is an error), and the first-frame mask must hold
+    DAVIS-2017 object ids.
     """
     _check_split("davis2017", split, ("train", "val"))
     if resolution not in ("480p", "Full-Resolution"):
@@ -222,15 +255,21 @@ def davis2017(root: Path, split: str = "val", resolution: str = "480p") -> list[
               "ImageSets/2017/{train,val}.txt}")
     davis = Path(root).absolute() / "DAVIS"
     sequences = sorted(_lines(require(davis / "ImageSets" / "2017" / f"{split}.txt", "davis2017", layout)))
+    frames_root = require(davis / "JPEGImages" / resolution, "davis2017", layout)
+    masks_root = require(davis / "Annotations" / resolution, "davis2017", layout)
+    frame_dirs, mask_dirs = [frames_root / seq for seq in sequences], [masks_root / seq for seq in sequences]
+    keep = check_listed("davis2017", layout, {f"JPEGImages/{resolution} sequence folders": frame_dirs,
+                                              f"Annotations/{resolution} sequence folders": mask_dirs})
     videos = []
-    for seq in sequences:
-        frames = sorted(require(davis / "JPEGImages" / resolution / seq, "davis2017", layout).glob("*.jpg"))
-        masks = sorted(require(davis / "Annotations" / resolution / seq, "davis2017", layout).glob("*.png"))
+    for seq, frame_dir, mask_dir in compress(zip(sequences, frame_dirs, mask_dirs), keep):
+        frames, masks = sorted(frame_dir.glob("*.jpg")), sorted(mask_dir.glob("*.png"))
         if not frames or [f.stem for f in frames] != [m.stem for m in masks]:
             raise DatasetNotFoundError(
                 f"davis2017: sequence {seq!r} has {len(frames)} frames but {len(masks)} annotations (the frame "
                 f"names must match, every frame annotated). Expected layout under DATA_ROOT:\n  {layout}")
-        videos.append(Video(seq, frames, masks))
+        video = Video(seq, frames, masks)
+        _check_davis_objects(video)
+        videos.append(video.readable())
     return videos
 
 

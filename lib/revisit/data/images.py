@@ -6,18 +6,32 @@ twins and CIFAR-10) plus labels. ``ImageSet[i]`` returns a ``uint8`` tensor ``(3
 """
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
+
+# What PIL raises for a file it cannot decode: unknown format (UnidentifiedImageError, an OSError),
+# a truncated file ("image file is truncated", an OSError raised at load()), broken chunks.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
+
+# The largest fraction of the files an annotation lists that may be missing from disk. Fewer are
+# dropped with one warning (a handful of lost files should not stop a run); more mean a partial or
+# misplaced download, whose results would not be comparable, so loading fails.
+MAX_MISSING = 0.01
 
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset folder is missing or not in its official layout."""
+
+
+class DatasetFormatError(ValueError):
+    """A dataset file is on disk but unreadable, or not in the format of its official release."""
 
 
 def require(path: Path, dataset: str, layout: str) -> Path:
@@ -31,12 +45,54 @@ def require(path: Path, dataset: str, layout: str) -> Path:
     return Path(path)
 
 
+def missing_files(paths) -> np.ndarray:
+    """``True`` where a path is absent; each parent folder is listed once (``os.scandir``), no stat per file,
+    so millions of listed files (Places365 train) take seconds."""
+    by_folder = {}
+    for i, path in enumerate(paths):
+        folder, name = os.path.split(os.fspath(path))
+        by_folder.setdefault(folder, []).append((i, name))
+    missing = np.zeros(len(paths), bool)
+    for folder, entries in by_folder.items():
+        try:
+            with os.scandir(folder or ".") as listing:
+                names = {entry.name for entry in listing}
+        except (FileNotFoundError, NotADirectoryError):
+            names = set()
+        for i, name in entries:
+            missing[i] = name not in names
+    return missing
+
+
+def check_listed(dataset: str, layout: str, listed: dict) -> np.ndarray:
+    """Which entries of an annotation have all their files on disk: a boolean keep mask.
+
+    ``listed`` maps a kind ("images", "masks") to the paths the annotation implies, aligned entry by
+    entry. Above ``MAX_MISSING`` of the entries lacking a file, a ``DatasetNotFoundError`` names the
+    counts, a few paths and the layout; below it, one warning, and the caller drops the entries.
+    """
+    absent = {kind: missing_files(paths) for kind, paths in listed.items()}
+    drop = np.any(list(absent.values()), axis=0)
+    if not drop.any():
+        return ~drop
+    report = "; ".join(f"{int(gone.sum())} of {len(gone)} listed {kind} are missing, e.g. "
+                       + ", ".join(str(listed[kind][i]) for i in np.flatnonzero(gone)[:3])
+                       for kind, gone in absent.items() if gone.any())
+    if drop.mean() > MAX_MISSING:
+        raise DatasetNotFoundError(
+            f"{dataset}: {report}. Expected layout under DATA_ROOT:\n  {layout}\n"
+            "Complete the download there (every file the annotation lists must exist) or point DATA_ROOT at a "
+            f"complete copy; up to {MAX_MISSING:.0%} of the entries may lack a file (they are then dropped).")
+    warnings.warn(f"{dataset}: {report}; dropping {int(drop.sum())} of {len(drop)} entries", stacklevel=3)
+    return ~drop
+
+
 def read_image(path) -> torch.Tensor | None:
     """RGB ``uint8`` tensor ``(3, H, W)``; ``None`` with a warning if the file cannot be decoded."""
     try:
         with Image.open(path) as img:
             arr = np.asarray(img.convert("RGB"))
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+    except DECODE_ERRORS as err:
         warnings.warn(f"skipping unreadable image {path}: {err}", stacklevel=2)
         return None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)

@@ -2,7 +2,8 @@
 
 Every loader takes ``root``, the ``DATA_ROOT`` folder holding all datasets, and returns an
 ``ImageSet`` whose files are absolute paths in a deterministic (sorted) order. A missing folder
-or annotation file raises ``DatasetNotFoundError`` with the expected layout.
+or annotation file raises ``DatasetNotFoundError`` with the expected layout; so do listed images
+missing from disk beyond ``MAX_MISSING`` (fewer are dropped with a warning, see ``check_listed``).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import pickle
 import xml.etree.ElementTree as ET
 from collections import Counter
+from itertools import compress
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ import pandas as pd
 import scipy.io
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
-from .images import ImageSet, require
+from .images import ImageSet, check_listed, require
 
 VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
                "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
@@ -39,6 +41,12 @@ def _labelled(name: str, pairs, classes) -> ImageSet:
     pairs = sorted(pairs)
     return ImageSet(name, [p for p, _ in pairs], labels=np.array([y for _, y in pairs], np.int64).reshape(-1),
                     classes=list(classes))
+
+
+def _on_disk(images: ImageSet, dataset: str, layout: str) -> ImageSet:
+    """``images`` without the files its annotation lists but the disk lacks (``check_listed``: too many is an error)."""
+    keep = check_listed(dataset, layout, {"images": images.files})
+    return images if keep.all() else images.subset(np.flatnonzero(keep))
 
 
 # ---------------------------------------------------------------- pretraining sets (Table 1)
@@ -67,8 +75,9 @@ def coco_train2017(root: Path) -> ImageSet:
         meta = json.load(f)
     counts = Counter(a["image_id"] for a in meta["annotations"])
     entries = sorted((im["file_name"], counts[im["id"]]) for im in meta["images"])
-    return ImageSet("coco train2017", [images / name for name, _ in entries],
-                    objects=np.array([n for _, n in entries], np.int64))
+    listed = ImageSet("coco train2017", [images / name for name, _ in entries],
+                      objects=np.array([n for _, n in entries], np.int64))
+    return _on_disk(listed, "coco", layout)
 
 
 def openimages_v4_train(root: Path) -> ImageSet:
@@ -119,8 +128,8 @@ def food101(root: Path, split: str) -> ImageSet:
     with require(food / "meta" / f"{split}.json", "food101", layout).open() as f:
         entries = json.load(f)
     index = {c: i for i, c in enumerate(classes)}
-    return _labelled(f"food101 {split}", [(images / f"{e}.jpg", index[c]) for c, es in entries.items() for e in es],
-                     classes)
+    pairs = [(images / f"{e}.jpg", index[c]) for c, es in entries.items() for e in es]
+    return _on_disk(_labelled(f"food101 {split}", pairs, classes), "food101", layout)
 
 
 def pets(root: Path, split: str) -> ImageSet:
@@ -135,8 +144,8 @@ def pets(root: Path, split: str) -> ImageSet:
                 if not line.startswith("#")] for s in ("trainval", "test")}
     images = require(folder / "images", "pets", layout)
     breeds = {int(cid): name.rsplit("_", 1)[0] for s in rows for name, cid, *_ in rows[s]}
-    return _labelled(f"pets {split}", [(images / f"{name}.jpg", int(cid) - 1) for name, cid, *_ in rows[split]],
-                     [breeds[c] for c in sorted(breeds)])
+    pairs = [(images / f"{name}.jpg", int(cid) - 1) for name, cid, *_ in rows[split]]
+    return _on_disk(_labelled(f"pets {split}", pairs, [breeds[c] for c in sorted(breeds)]), "pets", layout)
 
 
 def stanford_cars(root: Path, split: str) -> ImageSet:
@@ -150,8 +159,9 @@ def stanford_cars(root: Path, split: str) -> ImageSet:
                                squeeze_me=True)["class_names"]
     records = np.atleast_1d(scipy.io.loadmat(require(annos, "stanford_cars", layout), squeeze_me=True)["annotations"])
     images = require(cars / f"cars_{split}", "stanford_cars", layout)
-    return _labelled(f"stanford_cars {split}", [(images / str(r["fname"]), int(r["class"]) - 1) for r in records],
-                     [str(c) for c in np.atleast_1d(classes)])
+    pairs = [(images / str(r["fname"]), int(r["class"]) - 1) for r in records]
+    return _on_disk(_labelled(f"stanford_cars {split}", pairs, [str(c) for c in np.atleast_1d(classes)]),
+                    "stanford_cars", layout)
 
 
 def sun397(root: Path, split: str, partition: int = 1) -> ImageSet:
@@ -162,8 +172,9 @@ def sun397(root: Path, split: str, partition: int = 1) -> ImageSet:
     classes = _lines(require(sun / "ClassName.txt", "sun397", layout))
     part = sun / "Partitions" / f"{'Training' if split == 'train' else 'Testing'}_{partition:02d}.txt"
     index = {c: i for i, c in enumerate(classes)}
-    return _labelled(f"sun397 {split}", [(sun / line.lstrip("/"), index[line.rsplit("/", 1)[0]])
-                                          for line in _lines(require(part, "sun397", layout))], classes)
+    lines = _lines(require(part, "sun397", layout))
+    pairs = [(sun / line.lstrip("/"), index[line.rsplit("/", 1)[0]]) for line in lines]
+    return _on_disk(_labelled(f"sun397 {split}", pairs, classes), "sun397", layout)
 
 
 def voc2007(root: Path, split: str) -> ImageSet:
@@ -174,6 +185,9 @@ def voc2007(root: Path, split: str) -> ImageSet:
     ids = sorted(_lines(require(voc / "ImageSets" / "Main" / f"{split}.txt", "voc2007", layout)))
     annotations = require(voc / "Annotations", "voc2007", layout)
     images = require(voc / "JPEGImages", "voc2007", layout)
+    keep = check_listed("voc2007", layout, {"images": [images / f"{i}.jpg" for i in ids],
+                                            "annotations": [annotations / f"{i}.xml" for i in ids]})
+    ids = list(compress(ids, keep))
     labels = np.zeros((len(ids), len(VOC_CLASSES)), np.int64)
     objects = np.zeros(len(ids), np.int64)
     for i, image_id in enumerate(ids):
@@ -199,7 +213,8 @@ def places365(root: Path, split: str) -> ImageSet:
                        else ("places365_val.txt", "val_256"))
     images = require(places / folder, "places365", layout)
     rows = [line.rsplit(" ", 1) for line in _lines(require(places / listing, "places365", layout))]
-    return _labelled(f"places365 {split}", [(images / path.lstrip("/"), int(y)) for path, y in rows], classes)
+    pairs = [(images / path.lstrip("/"), int(y)) for path, y in rows]
+    return _on_disk(_labelled(f"places365 {split}", pairs, classes), "places365", layout)
 
 
 PRETRAIN_LOADERS = {"in118k": imagenet_train, "in118k_lt": imagenet_train, "coco": coco_train2017,

@@ -1,6 +1,6 @@
 """Synthetic twins: procedurally generated stand-ins for every dataset of Section 3.
 
-Each twin keeps the property the paper studies (DESIGN.md):
+Each twin keeps the property the paper studies:
 
 * ``in118k``: object-centric, one central object, classes uniform;
 * ``in118k_lt``: the same images, class sizes Pareto(alpha = 6) (Figure S1);

@@ -1,0 +1,93 @@
+"""Kernels started side by side never collide, a kernel that dies at start is started again, a failing cell is not."""
+import subprocess
+import sys
+
+import nbformat
+import papermill
+import pytest
+
+from revisit import kernels
+
+
+def trivial_notebook(path, source="print(value * 2)"):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("value = 1", metadata={"tags": ["parameters"]}),
+                                         nbformat.v4.new_code_cell(source)],
+                                  metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nbformat.write(nb, path)
+    return path
+
+
+def test_eight_kernels_started_at_once_all_run(tmp_path):
+    source = trivial_notebook(tmp_path / "trivial.ipynb")
+    script = ("import sys; from revisit.kernels import execute_notebook; "
+              "execute_notebook(sys.argv[1], sys.argv[2], {'value': int(sys.argv[3])}, '.', sys.stdout)")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(source), str(tmp_path / f"out{i}.ipynb"), str(i)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(8)]
+    outputs = [proc.communicate(timeout=300)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 8, outputs
+    for i in range(8):
+        cells = nbformat.read(tmp_path / f"out{i}.ipynb", as_version=4).cells
+        assert cells[-1].outputs[0].text == f"{2 * i}\n"  # each ran with its own parameters
+    assert not any("Address already in use" in out for out in outputs)
+
+
+def test_kernels_talk_over_ipc_on_sockets_of_their_own():
+    a, b = kernels.IpcKernelManager(), kernels.IpcKernelManager()
+    assert a.transport == b.transport == "ipc" and a.ip != b.ip
+
+
+def test_a_kernel_that_dies_at_start_is_started_again(tmp_path, monkeypatch):
+    source, output = trivial_notebook(tmp_path / "nb.ipynb"), tmp_path / "out.ipynb"
+    real, calls, said = papermill.execute_notebook, [], []
+
+    def dies_twice(*args, **kwargs):
+        calls.append(kwargs["kernel_manager_class"])
+        if len(calls) < 3:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", dies_twice)
+    kernels.execute_notebook(source, output, {"value": 21}, ".", sys.stdout, echo=said.append)
+    assert len(calls) == 3 and all(c is kernels.IpcKernelManager for c in calls)
+    assert len(said) == 2 and "died before it answered" in said[0] and "(2/3)" in said[0]
+    assert nbformat.read(output, as_version=4).cells[-1].outputs[0].text == "42\n"
+
+
+def test_kernel_start_gives_up_after_its_tries(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda *a, **k: calls.append(1) or (_ for _ in ()).throw(RuntimeError("no kernel")))
+    with pytest.raises(RuntimeError, match="no kernel"):
+        kernels.execute_notebook(tmp_path / "nb.ipynb", tmp_path / "out.ipynb", {}, ".", sys.stdout, echo=print)
+    assert len(calls) == kernels.START_TRIES
+
+
+def test_a_failing_cell_is_not_retried(tmp_path, monkeypatch):
+    source = trivial_notebook(tmp_path / "nb.ipynb", "raise ValueError('broken cell')")
+    real, calls = papermill.execute_notebook, []
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with pytest.raises(papermill.PapermillExecutionError, match="broken cell"):
+        kernels.execute_notebook(source, tmp_path / "out.ipynb", {}, ".", sys.stdout, echo=print)
+    assert len(calls) == 1
+
+
+def test_a_full_disk_leaves_the_last_complete_notebook(tmp_path, monkeypatch):
+    import errno
+
+    from revisit import rundir
+
+    source, output = trivial_notebook(tmp_path / "nb.ipynb"), tmp_path / "out.ipynb"
+    real, writes = rundir.write_text, []
+
+    def full_after_two(path, text):  # papermill saves the notebook after every cell; the disk fills up
+        writes.append(path)
+        if len(writes) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, text)
+
+    monkeypatch.setattr(rundir, "write_text", full_after_two)
+    with pytest.raises(OSError, match="No space left"):
+        kernels.execute_notebook(source, output, {}, ".", sys.stdout, echo=print)
+    assert nbformat.read(output, as_version=4).cells  # complete JSON, not cut
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nb.ipynb", "out.ipynb"]  # no temporary left
