@@ -25,15 +25,13 @@ experiment = "linear/table2_in118k"
 profile = "smoke"
 
 # %%
-import dataclasses
-
 import pandas as pd
 import torch
 
 from revisit.backbones import build_backbone, evaluated_backbone
 from revisit.config import load_profile
 from revisit.evaluations import evaluate
-from revisit.rundir import METRICS, write_json
+from revisit.rundir import METRICS, predictions_file, write_json
 from revisit.runs import plan
 from revisit.train import snapshots
 
@@ -45,11 +43,12 @@ print(f"{run.experiment.title} | profile {profile} | backbone: {source}")
 # %%
 results = {}
 for target in p.targets:
-    results[target] = evaluate(target, backbone, p, device)
-    print(f"{target:14s} {results[target].metric:18s} {results[target].test:6.1f}")
+    r = results[target] = evaluate(target, backbone, p, device)
+    r.predictions.save(predictions_file(run.dir, target))  # what the pages' bootstrap and paired tests read
+    print(f"{target:14s} {r.metric:18s} {r.test:6.1f}  95% interval [{r.interval[0]:.1f}, {r.interval[1]:.1f}]")
 
 # %%
-pd.DataFrame([{"target": r.target, "metric": r.metric, "test": r.test,
+pd.DataFrame([{"target": r.target, "metric": r.metric, "test": r.test, "95% interval": r.interval,
                "C": r.best_C[0] if len(r.best_C) == 1 else ("per class" if r.best_C else "-"),
                "train/val/test": f"{r.n_train}/{r.n_val}/{r.n_test}"} for r in results.values()])
 
@@ -72,6 +71,6 @@ pd.DataFrame(along)
 # %%
 write_json(run.dir / METRICS, {"experiment": experiment, "profile": profile,
                                       "backbone": str(source),
-                                      "targets": {t: dataclasses.asdict(r) for t, r in results.items()},
+                                      "targets": {t: r.record() for t, r in results.items()},
                                       "snapshots": along,
                                       "skipped_images": sum(r.skipped_images for r in results.values())})

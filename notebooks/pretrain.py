@@ -16,7 +16,9 @@
 #
 # Executed by papermill (`revisit batch`) into the run's folder, one copy per run. It trains
 # MoCo-v2 (paper Sec. 2-3) on the experiment's dataset at the given profile, resuming from the
-# run's last checkpoint if there is one, and writes `metrics.json` last.
+# run's last checkpoint if there is one, and writes `metrics.json` last. Its loss curves are on the
+# book's pages (`revisit.plots.loss_curves` of `metrics.jsonl`): plotting here would cost every run
+# the import of matplotlib.
 
 # %% tags=["parameters"]
 experiment = "pretrain/moco_in118k_400ep"
@@ -25,10 +27,9 @@ profile = "smoke"
 # %%
 from revisit.config import load_profile
 from revisit.data import pretrain_images
-from revisit.plots import loss_curves
 from revisit.rundir import METRICS, write_json
 from revisit.runs import plan
-from revisit.train import pretrain, read_log
+from revisit.train import pretrain
 
 run = plan(experiment, load_profile(profile))
 p = run.params
@@ -40,9 +41,6 @@ images = pretrain_images(p, run.dir)
 print(f"{len(images)} images from {images.name}")
 summary = pretrain(p, images, run.dir)
 summary
-
-# %%
-loss_curves({experiment: read_log(run.dir)});
 
 # %%
 write_json(run.dir / METRICS, {**summary, "experiment": experiment, "profile": profile,

@@ -28,17 +28,17 @@
 import os
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from revisit import paper
+from revisit import paper, verdicts
 from revisit.augment import IMAGENET_MEAN, IMAGENET_STD, Views
 from revisit.config import load_profile
 from revisit.data import DatasetNotFoundError, pretrain_images
-from revisit.results import linear_scores, with_deltas
+from revisit.results import differences, margins, linear_scores, uncertainty_note, with_deltas
 from revisit.runs import plan
+from revisit.verdicts import Claim
 
 PROFILE = os.environ.get("REVISIT_PROFILE", "cpu")
 profile = load_profile(PROFILE)
@@ -90,17 +90,19 @@ except DatasetNotFoundError as err:
 # %% tags=["remove-input"]
 ours = linear_scores(LINEAR, profile, ("voc_svm",)).rename(columns={"VOC SVM": "VOC_mAP"})
 ref = paper.table("table7_augment").reindex(ours.index)
-both = pd.concat({"ours": with_deltas(ours, "standard"), "paper": with_deltas(ref, "standard")}, axis=1)
+mine = with_deltas(ours, "standard", margins=margins(LINEAR, profile, ("voc_svm",)).set_axis(ours.columns, axis=1),
+                   differences=differences(LINEAR, profile, "standard", ("voc_svm",)).set_axis(ours.columns, axis=1))
+both = pd.concat({"ours": mine, "paper": with_deltas(ref, "standard")}, axis=1)
 both.index = [LABELS[i] for i in both.index]
 display(both.style.set_caption(f"Table 7 at profile '{profile.name}' (ours) beside the paper"))
 if ours.isna().any().any():
     display(Markdown(f"**Missing cells**: run `revisit batch --profile {profile.name} --section section4_1 "
                      "--section section4_2`."))
 else:
-    order_ours = list(ours["VOC_mAP"].sort_values().index)
-    order_paper = list(ref["VOC_mAP"].sort_values().index)
-    same = order_ours == order_paper
-    display(Markdown(
-        f"Order from worst to best, ours: {', '.join(LABELS[i] for i in order_ours)}; paper: "
-        f"{', '.join(LABELS[i] for i in order_paper)}. The order is **{'the same' if same else 'different'}**. "
-        "One 600-image twin test set cannot separate differences of a point or two."))
+    display(Markdown(uncertainty_note("Standard")))
+    checked = verdicts.check([
+        Claim("AutoAugment alone lowers VOC SVM mAP", LINEAR["standard"], LINEAR["autoaugment"], "voc_svm"),
+        Claim("Standard or AutoAugment raises it", LINEAR["standard_or_autoaugment"], LINEAR["standard"], "voc_svm")],
+        profile)
+    display(checked.style.hide(axis="index").set_caption("The paper's claims on Table 7, checked on our runs"))
+    display(Markdown(verdicts.summary(checked)))

@@ -23,10 +23,15 @@ def test_book_builds_at_smoke_profile_with_table2(smoke_runs, tmp_path):
     assert "Table 2" in page and "profile <code" in page and "smoke" in page
     assert "not in paper" in page and "83.1" in page  # the paper's IN-118K CIFAR10 number beside ours
     assert "cells are missing" not in page  # every cell of Table 2 came from a finished run
+    assert page.count(" ±") >= 35 + 21  # Tables 2 and 3: every cell of ours with its margin (detection has none)
+    assert "claims on Table 2, checked" in page and "claims checked here" in page
+    assert "untested" not in page.split("claims on Table 2")[1].split("Table 3 at profile")[0]  # all have predictions
     assert "Non-overlapping pairs" in page and page.count("<img") >= 4
     assert (tmp_path / "_build" / "html" / "book" / "discrepancies.html").is_file()
     table4 = (tmp_path / "_build" / "html" / "notebooks" / "section4_1_multicrop.html").read_text()
     assert "Table 4" in table4 and "85.1" in table4 and "cells are missing" not in table4  # paper's +NN VOC mAP
+    assert "claims on Table 4" in table4 and "each step against the row before" in table4
+
     table7 = (tmp_path / "_build" / "html" / "notebooks" / "section4_2_augment.html").read_text()
     assert "Table 7" in table7 and "79.9" in table7 and "Missing cells" not in table7
     assert "Table 3 at profile" in page and "Detection backend: <strong>torchvision" in page

@@ -122,7 +122,7 @@ def test_a_run_killed_by_a_signal_is_recorded_and_the_batch_goes_on(longer, tmp_
     assert batch.returncode == 1
     error = next(tmp_path.rglob(f"{PRETRAIN.replace('/', '__')}--*/error.txt"))
     assert error.read_text().startswith("killed by SIGKILL")
-    assert f"FAILED after" in out and "killed by SIGKILL" in out and f"see {error}" in out
+    assert "FAILED after" in out and "killed by SIGKILL" in out and f"see {error}" in out
     assert "1 run, 0 already done, 1 failed" in out  # the other run finished
     assert_all_gone(kernel)  # the kernel ends with its run
 

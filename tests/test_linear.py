@@ -40,6 +40,8 @@ def test_separable_features_score_high_and_noise_scores_chance():
     chance = evaluate({k: noise[s] for k, s in split.items()}, {k: y[s] for k, s in split.items()}, "cifar10",
                       c_grid("paper", 5))
     assert chance.test < 40
+    assert chance.interval[0] < chance.test < chance.interval[1] and chance.interval[1] - chance.interval[0] > 5  # 200 items
+    assert chance.predictions.value() == pytest.approx(chance.test) and "predictions" not in chance.record()
 
 
 def test_pets_uses_mean_per_class_accuracy_and_voc_map():
@@ -66,14 +68,15 @@ def test_interpolated_ap_hand_computed():
 
 
 def test_svm_map_separates_blobs_and_rejects_a_class_without_positives():
-    from revisit.linear_svm import svm_map
+    from revisit.linear_svm import interpolated_ap, svm_map
 
     rng = np.random.default_rng(0)
     X, y = blobs(400, 4, 16, rng)
     multi_hot = np.eye(4, dtype=int)[y]
-    mean_ap, aps = svm_map(X[:300], multi_hot[:300], X[300:], multi_hot[300:])
+    mean_ap, aps, decision = svm_map(X[:300], multi_hot[:300], X[300:], multi_hot[300:])
     assert mean_ap > 95 and len(aps) == 4
-    noise_ap, _ = svm_map(rng.normal(size=(300, 16)), multi_hot[:300], rng.normal(size=(100, 16)), multi_hot[300:])
+    assert decision.shape == (100, 4) and aps[1] == pytest.approx(100 * interpolated_ap(multi_hot[300:, 1], decision[:, 1]))
+    noise_ap, _, _ = svm_map(rng.normal(size=(300, 16)), multi_hot[:300], rng.normal(size=(100, 16)), multi_hot[300:])
     assert noise_ap < 60
     no_positive = multi_hot[:300].copy()
     no_positive[:, 2] = 0
@@ -101,7 +104,9 @@ def test_sgd_linear_learns_colour_classes_and_keeps_the_backbone_frozen():
     arrays += rng.integers(0, 40, arrays.shape, dtype=np.uint8)
     images = ImageSet("colours", array=arrays, labels=labels)
     backbone = MeanColour()
-    acc, losses = sgd_linear(backbone, [images.subset(np.arange(90))], images.subset(np.arange(90, 120)), 3, 16,
-                             epochs=6, lr=1.0, milestones=(4,), batch_size=16, progress=False)
+    acc, losses, (test_labels, predicted) = sgd_linear(backbone, [images.subset(np.arange(90))],
+                                                       images.subset(np.arange(90, 120)), 3, 16, epochs=6, lr=1.0,
+                                                       milestones=(4,), batch_size=16, progress=False)
     assert acc == 100.0 and losses[-1] < losses[0]
+    assert np.array_equal(test_labels, labels[90:]) and np.array_equal(predicted, labels[90:])
     assert not backbone.training  # BN statistics of a real backbone stay frozen

@@ -122,7 +122,25 @@ def test_an_unwritable_runs_folder_is_one_clear_error(tmp_path):
         rundir.check_writable(blocker / "cpu")
 
 
+def _probe_many(folder, times=300):
+    for _ in range(times):
+        rundir.check_writable(folder)
+
+
+def test_batches_probing_one_runs_folder_side_by_side_do_not_trip_each_other(tmp_path):
+    """Each run of a `--jobs 2` batch checks the runs folder; a shared probe name once made one fail (ENOENT)."""
+    import multiprocessing
+
+    workers = [multiprocessing.get_context("fork").Process(target=_probe_many, args=(tmp_path,)) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert [w.exitcode for w in workers] == [0, 0, 0, 0] and not list(tmp_path.iterdir())
+
+
 def test_results_show_a_null_or_legacy_nan_metric_as_missing():
+
     from revisit.config import load_profile
     from revisit.results import linear_scores, with_deltas
     from revisit.runs import plan

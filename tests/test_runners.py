@@ -1,9 +1,6 @@
 """Runner notebooks through papermill and the batch runner: skip, resume after a kill, failures."""
 import json
-import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -11,7 +8,8 @@ import pytest
 import yaml
 
 from conftest import env_with, params_copy, revisit
-from revisit.config import PROJECT_ROOT
+from revisit.bootstrap import Predictions
+from revisit.rundir import predictions_file
 
 
 def book_runs():
@@ -48,6 +46,10 @@ def test_batch_executes_the_book_runs_in_dependency_order(smoke_runs):
     linear = json.loads(next(d for d in dirs if "table2_coco" in d.name).joinpath("metrics.json").read_text())
     assert set(linear["targets"]) == {"cifar10", "cars", "food", "pets", "places", "sun", "voc"}
     assert all(0 <= t["test"] <= 100 for t in linear["targets"].values())
+    coco = next(d for d in dirs if "table2_coco" in d.name)
+    for target, found in linear["targets"].items():  # every score with its interval and the predictions behind it
+        assert found["interval"][0] <= found["test"] <= found["interval"][1], target
+        assert Predictions.load(predictions_file(coco, target)).value() == pytest.approx(found["test"]), target
 
 
 def test_rerun_skips_finished_runs_and_touches_nothing(smoke_runs):
@@ -105,6 +107,11 @@ def test_transfer_runs_record_every_task_and_the_figures_material(smoke_runs):
     assert all(0 <= metrics[t]["value"] <= 100 for t in metrics if t != "nyud_depth")
     assert metrics["nyud_depth"]["value"] > 0 and metrics["voc_det"]["details"]["backend"] == "torchvision"
     assert sorted(p.stem for p in (table3 / "tasks").glob("*.json")) == sorted(metrics)
+    for task in ("voc_seg", "cityscapes_seg", "nyud_seg", "davis", "nyud_depth"):  # each with its bootstrap material
+        low, high = metrics[task]["interval"]
+        assert low <= metrics[task]["value"] <= high, task
+        saved = Predictions.load(predictions_file(table3, task))
+        assert saved.value() == pytest.approx(metrics[task]["value"]) and len(saved) == metrics[task]["n_test"], task
     mc = next(d for d in dirs if d.name.startswith("transfer__table4__mc--"))
     for figure in ("cams.npz", "davis_example.npz", "retrieval_examples.npz"):
         assert (mc / figure).is_file(), figure

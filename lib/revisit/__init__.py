@@ -5,7 +5,8 @@ Modules, one job each: ``config`` (params and profiles), ``data`` (real loaders,
 synthetic twins), ``crops`` (crop sampling and IoU, Sec. 3.1 / Fig. 1), ``augment`` (MoCo-v2
 views), ``moco`` (model and InfoNCE, Sec. 2 / Eq. 1), ``train`` (pretraining loop),
 ``linear`` (App. A.2 linear evaluation), ``runs`` and ``batch`` (papermill runs),
-``results``, ``paper`` (reference numbers), ``plots``, ``cli``.
+``results``, ``bootstrap`` (intervals and paired tests over test images), ``verdicts`` (the paper's
+claims checked on our runs), ``paper`` (reference numbers), ``plots``, ``cli``.
 """
 
 __version__ = "0.1.0"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .bootstrap import Predictions
 from .config import EVALUATIONS, LinearParams
 from .data import target_splits
 from .linear import LinearResult, c_grid, evaluate_backbone, extract_features, resize_center_crop
@@ -38,13 +39,14 @@ def evaluate(name: str, backbone, p: LinearParams, device="cpu", progress=False)
             X, index, s = extract_features(backbone, images, resize_center_crop(p.image_size), p.batch_size, p.workers,
                                            device, progress)
             feats[split], labels[split], skipped = X, images.labels[index], skipped + s
-        mean_ap, aps = svm_map(np.concatenate([feats["train"], feats["val"]]),
+        mean_ap, aps, decision = svm_map(np.concatenate([feats["train"], feats["val"]]),
                                np.concatenate([labels["train"], labels["val"]]), feats["test"], labels["test"], p.svm_C,
                                p.seed)
         return LinearResult(name, "mAP", mean_ap, [p.svm_C], [], n["train"] + n["val"], 0, n["test"], skipped,
-                            per_class=aps)
+                            per_class=aps, predictions=Predictions("ap", labels["test"], decision))
     classes = len(splits["train"].classes)
-    acc, losses = sgd_linear(backbone, [splits["train"], splits["val"]], splits["test"], classes, p.image_size,
+    acc, losses, (labels, predicted) = sgd_linear(backbone, [splits["train"], splits["val"]], splits["test"], classes, p.image_size,
                              p.sgd_epochs, p.sgd_lr, p.sgd_milestones, p.sgd_weight_decay, p.sgd_batch_size, p.workers,
                              device, p.seed, progress)
-    return LinearResult(name, "top1_acc", acc, [], [], n["train"] + n["val"], 0, n["test"], 0, train_loss=losses)
+    return LinearResult(name, "top1_acc", acc, [], [], n["train"] + n["val"], 0, n["test"], 0, train_loss=losses,
+                        predictions=Predictions("accuracy", labels, predicted))

@@ -10,7 +10,7 @@ the dataset-level rmse in metres.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .augment import IMAGENET_MEAN, IMAGENET_STD
 from .backbones import FeatureMap
+from .bootstrap import Predictions
 from .metrics import confusion_matrix, mean_iou
 
 IGNORE = 255
@@ -165,6 +166,7 @@ class FinetuneResult:
     skipped: int
     seconds: float
     constant: float  # the same score for a constant prediction: the train set's most frequent class / mean depth
+    predictions: Predictions | None = field(default=None, repr=False)  # per test image, for the bootstrap
 
 
 def _optimizer(model, protocol: Protocol):
@@ -235,11 +237,11 @@ def predict(model: DenseModel, image: torch.Tensor, resize=None, device="cpu") -
     return F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)[0].cpu()
 
 
-def score(model: DenseModel, test, task: str, resize=None, device="cpu", progress=True) -> tuple[float, list, int]:
-    """``(mIoU %, per-class IoU %, skipped)`` for segmentation or ``(rmse, [], skipped)`` for depth."""
+def score(model: DenseModel, test, task: str, resize=None, device="cpu", progress=True):
+    """``(mIoU %, per-class IoU %, skipped, predictions)`` for segmentation or ``(rmse, [], skipped, predictions)``
+    for depth; ``predictions`` holds each image's confusion matrix (or squared errors), for the bootstrap."""
     classes = len(test.classes)
-    confusion = np.zeros((classes, classes), np.int64)
-    squared, measured, skipped = 0.0, 0, 0
+    confusions, squared, measured, skipped = [], [], [], 0
     for i in tqdm(range(len(test)), desc=f"evaluate {test.name}", disable=not progress):
         image, target = test[i]
         if image is None:
@@ -247,15 +249,17 @@ def score(model: DenseModel, test, task: str, resize=None, device="cpu", progres
             continue
         out = predict(model, image, resize, device)
         if task == "segmentation":
-            confusion += confusion_matrix(out.argmax(0), target, classes)
+            confusions.append(confusion_matrix(out.argmax(0), target, classes))
         else:
             valid = target > 0
-            squared += float(((out[0][valid] - target[valid]) ** 2).sum())
-            measured += int(valid.sum())
+            squared.append(float(((out[0][valid] - target[valid]) ** 2).sum()))
+            measured.append(int(valid.sum()))
     if task == "segmentation":
-        miou, per_class = mean_iou(confusion)
-        return 100 * miou, [100 * v for v in per_class], skipped
-    return math.sqrt(squared / max(measured, 1)), [], skipped
+        confusions = np.stack(confusions) if confusions else np.zeros((0, classes, classes), np.int64)
+        miou, per_class = mean_iou(confusions.sum(0))
+        return 100 * miou, [100 * v for v in per_class], skipped, Predictions("miou", confusions.sum(2), confusions)
+    rmse = math.sqrt(sum(squared) / max(sum(measured), 1))
+    return rmse, [], skipped, Predictions("rmse", np.array(measured), np.array(squared))
 
 
 def constant_prediction(train, task: str):
@@ -303,7 +307,7 @@ def finetune_and_score(backbone, train, test, protocol: Protocol, resize=None, w
     constant = constant_score(train, test, protocol.task, prediction)
     bias = prediction if protocol.task == "depth" else 0.0
     model, losses = finetune(backbone, train, protocol, resize, workers, device, seed, progress, bias)
-    value, per_class, skipped = score(model, test, protocol.task, resize, device, progress)
+    value, per_class, skipped, predictions = score(model, test, protocol.task, resize, device, progress)
     metric = "mIoU" if protocol.task == "segmentation" else "rmse"
     return FinetuneResult(protocol.task, metric, value, per_class, losses, len(train), len(test), skipped,
-                          time.perf_counter() - start, constant)
+                          time.perf_counter() - start, constant, predictions)

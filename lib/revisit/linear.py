@@ -10,7 +10,7 @@ refit on train + val and scored on test. VOC2007 (multi-label): one binary class
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from .augment import normalize
+from .bootstrap import Predictions, interval
 
 METRICS = {"pets": "mean_per_class_acc", "voc": "mAP"}  # every other target: top-1 accuracy
 
@@ -127,6 +128,17 @@ class LinearResult:
     skipped_images: int
     per_class: list = field(default_factory=list)  # VOC: AP of each class
     train_loss: list = field(default_factory=list)  # SGD protocol: mean loss of each epoch
+    interval: list = field(default_factory=list)  # [low, high]: 95% bootstrap interval over test images
+    predictions: Predictions | None = field(default=None, repr=False)  # test labels and predictions, for the bootstrap
+
+    def __post_init__(self):
+        if self.predictions is not None and not self.interval:
+            found = interval(self.predictions)
+            self.interval = [found.low, found.high]
+
+    def record(self) -> dict:
+        """The result as JSON-ready fields (the predictions are kept apart, in ``predictions/<target>.npz``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "predictions"}
 
 
 def evaluate(features: dict, labels: dict, target: str, Cs, max_iter=1000, skipped=0) -> LinearResult:
@@ -159,7 +171,9 @@ def _evaluate(features, labels, target, Cs, max_iter, skipped):
         best = [float(Cs[int(np.argmax(curves[0]))])]
         decision = _classifier(best[0], max_iter).fit(Xall, yall).predict(Xte)
     test = score(metric, labels["test"], decision)
-    return LinearResult(target, metric, test, best, curves.tolist(), len(ytr), len(yval), len(labels["test"]), skipped)
+    kind = {"mAP": "ap11", "mean_per_class_acc": "balanced_accuracy"}.get(metric, "accuracy")
+    return LinearResult(target, metric, test, best, curves.tolist(), len(ytr), len(yval), len(labels["test"]), skipped,
+                        predictions=Predictions(kind, labels["test"], decision))
 
 
 def evaluate_backbone(backbone, splits: dict, target: str, image_size, Cs, max_iter=1000, batch_size=256, workers=0,

@@ -8,6 +8,7 @@ profile can shorten the schedule.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,7 +35,8 @@ def train_view(size: int) -> v2.Compose:
 
 def sgd_linear(backbone, train_sets, test_set, num_classes, image_size, epochs=100, lr=30.0, milestones=(60, 80),
                weight_decay=1e-4, batch_size=256, workers=0, device="cpu", seed=0, progress=True):
-    """Train a linear layer on ``train_sets`` (``ImageSet`` list) and return (test top-1 %, per-epoch train loss)."""
+    """Train a linear layer on ``train_sets`` (``ImageSet`` list); return the test top-1 (%), the mean train loss of
+    each epoch, and the test labels and predicted classes."""
     torch.manual_seed(seed)
     backbone.eval().to(device)  # frozen: features are computed without gradients, BN keeps its statistics
     head = nn.Linear(backbone.feature_dim, num_classes).to(device)
@@ -60,18 +62,18 @@ def sgd_linear(backbone, train_sets, test_set, num_classes, image_size, epochs=1
             total, seen = total + loss.item() * len(y), seen + len(y)
         schedule.step()
         curve.append(total / max(seen, 1))
-    return top1(backbone, head, test_set, image_size, batch_size, workers, device), curve
+    labels, predicted = predict(backbone, head, test_set, image_size, batch_size, workers, device)
+    return 100.0 * float(np.mean(labels == predicted)) if len(labels) else 0.0, curve, (labels, predicted)
 
 
 @torch.no_grad()
-def top1(backbone, head, images, image_size, batch_size=256, workers=0, device="cpu") -> float:
-    """Top-1 accuracy (percent) of ``head`` on the backbone's centre-crop features of ``images``."""
+def predict(backbone, head, images, image_size, batch_size=256, workers=0, device="cpu"):
+    """Labels and ``head``'s predicted classes on the backbone's centre-crop features of the readable ``images``."""
     loader = DataLoader(WithLabels(images, resize_center_crop(image_size)), batch_size=batch_size,
                         num_workers=workers, collate_fn=drop_unreadable)
-    correct, seen = 0, 0
+    labels, predicted = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for x, y in loader:
         if len(y):
-            pred = head(backbone(x.to(device)).float()).argmax(1).cpu()
-            correct += int((pred == y).sum())
-            seen += len(y)
-    return 100.0 * correct / max(seen, 1)
+            predicted.append(head(backbone(x.to(device)).float()).argmax(1).cpu().numpy())
+            labels.append(y.numpy())
+    return np.concatenate(labels), np.concatenate(predicted)

@@ -24,9 +24,10 @@ def interpolated_ap(y_true, scores) -> float:
 
 
 def svm_map(train_features, train_labels, test_features, test_labels, C=0.5, seed=0):
-    """Per-class AP (percent) and their mean of one-vs-rest linear SVMs; labels are multi-hot ``(N, classes)``."""
+    """Mean AP (percent) of one-vs-rest linear SVMs, each class's AP, and their test scores ``(N, classes)``;
+    labels are multi-hot ``(N, classes)``."""
     Xtr, Xte = l2_normalize(train_features), l2_normalize(test_features)
-    aps = []
+    aps, decisions = [], []
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for c in range(train_labels.shape[1]):
@@ -34,5 +35,6 @@ def svm_map(train_features, train_labels, test_features, test_labels, C=0.5, see
                 raise ValueError(f"class {c} has only {'positives' if train_labels[0, c] else 'negatives'} in trainval; "
                                  "an SVM needs both (use more train_images)")
             svm = LinearSVC(C=C, class_weight={1: 2, 0: 1}, random_state=seed).fit(Xtr, train_labels[:, c])
-            aps.append(100.0 * interpolated_ap(test_labels[:, c], svm.decision_function(Xte)))
-    return float(np.mean(aps)), aps
+            decisions.append(svm.decision_function(Xte))
+            aps.append(100.0 * interpolated_ap(test_labels[:, c], decisions[-1]))
+    return float(np.mean(aps)), aps, np.stack(decisions, axis=1)

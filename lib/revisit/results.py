@@ -6,10 +6,16 @@ that is not a finite number (``null`` in strict JSON, or a bare NaN in an older 
 """
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from .bootstrap import DRAWS, Interval, Predictions, bootstrap_scores, paired_difference
 from .config import Profile
+from .rundir import predictions_file
 from .runs import plan
 from .train import read_log
 
@@ -17,6 +23,9 @@ TARGET_COLUMNS = {"cifar10": "CIFAR10", "cars": "Cars", "food": "Food", "pets": 
                   "sun": "SUN", "voc": "VOC", "voc_svm": "VOC SVM", "imagenet_sgd": "ImageNet",
                   "places_sgd": "Places (SGD)"}  # evaluation name -> column label
 TABLE2 = ("cifar10", "cars", "food", "pets", "places", "sun", "voc")
+TASK_COLUMNS = {"voc_seg": "VOC_seg", "cityscapes_seg": "Cityscapes_seg", "nyud_seg": "NYUD_seg", "voc_det": "VOC_det_AP",
+                "davis": "DAVIS_JF", "nyud_depth": "NYUD_depth_rmse"}  # dense task -> tables.yaml column
+COLUMNS = TARGET_COLUMNS | TASK_COLUMNS
 
 
 def number(value) -> float:
@@ -28,14 +37,89 @@ def number(value) -> float:
     return value if np.isfinite(value) else np.nan
 
 
-def linear_scores(experiments: dict, profile: Profile, evaluations=TABLE2) -> pd.DataFrame:
-    """Test scores of linear runs: rows = ``experiments`` labels, columns = ``evaluations`` (paper names)."""
+def _found(run) -> dict:
+    """A run's finished evaluations: linear targets (``metrics.json``) and dense tasks (``tasks/*.json``)."""
+    return {**(run.metrics() or {}).get("targets", {}), **transfer_results(run)}
+
+
+def _cells(experiments: dict, profile: Profile, evaluations, cell) -> pd.DataFrame:
     rows = {}
     for label, name in experiments.items():
-        metrics = plan(name, profile).metrics() or {}
-        targets = metrics.get("targets", {})
-        rows[label] = {TARGET_COLUMNS[key]: number(targets.get(key, {}).get("test")) for key in evaluations}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=[TARGET_COLUMNS[key] for key in evaluations])
+        found = _found(plan(name, profile))
+        rows[label] = {COLUMNS[key]: cell(found[key]) if key in found else np.nan for key in evaluations}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[COLUMNS[key] for key in evaluations])
+
+
+def scores(experiments: dict, profile: Profile, evaluations=TABLE2) -> pd.DataFrame:
+    """Test scores: rows = ``experiments`` labels, columns = ``evaluations`` (linear evaluations and dense tasks) by
+    their paper names. A linear run counts once done, a dense task as soon as its ``tasks/<task>.json`` exists."""
+    return _cells(experiments, profile, evaluations, lambda r: number(r["test"] if "test" in r else r["value"]))
+
+
+def linear_scores(experiments: dict, profile: Profile, evaluations=TABLE2) -> pd.DataFrame:
+    """``scores`` of linear runs (default: Table 2's targets)."""
+    return scores(experiments, profile, evaluations)
+
+
+def margins(experiments: dict, profile: Profile, evaluations=TABLE2) -> pd.DataFrame:
+    """Half the 95% bootstrap interval over test images of each cell of ``scores``; NaN where unknown."""
+    def half_width(result):
+        interval = result.get("interval")
+        return (number(interval[1]) - number(interval[0])) / 2 if interval and len(interval) == 2 else np.nan
+
+    return _cells(experiments, profile, evaluations, half_width)
+
+
+@functools.lru_cache(maxsize=256)
+def _bootstrapped(path: Path, modified: float):
+    predictions = Predictions.load(path)
+    return predictions, bootstrap_scores(predictions)
+
+
+def difference(a: str, b: str, profile: Profile, evaluation: str) -> Interval | None:
+    """Run ``a``'s score minus run ``b``'s on ``evaluation`` (a linear evaluation or a dense task), with its paired
+    bootstrap interval over the same test images; ``None`` when either run has not saved its predictions."""
+    found = []
+    for name in (a, b):
+        path = predictions_file(plan(name, profile).dir, evaluation)
+        if not path.is_file():
+            return None
+        found.append(_bootstrapped(path, path.stat().st_mtime))
+    (pa, da), (pb, db) = found
+    return paired_difference(pa, pb, scores=(da, db))
+
+
+def differences(experiments: dict, profile: Profile, reference: str | None = None, evaluations=TABLE2) -> pd.DataFrame:
+    """Paired differences (``Interval`` cells, ``None`` where unknown) of each row to the row labelled ``reference``;
+    without one, of each row to the row before it (the steps of an ablation). Rows and columns as ``margins``."""
+    labels = list(experiments)
+    against = {label: reference if reference is not None else (labels[i - 1] if i else None)
+               for i, label in enumerate(labels)}
+    rows = {label: {COLUMNS[key]: difference(experiments[label], experiments[other], profile, key)
+                    if other is not None and other != label else None for key in evaluations}
+            for label, other in against.items()}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[COLUMNS[key] for key in evaluations])
+
+
+LOWER_IS_BETTER = ("nyud_depth", "NYUD_depth_rmse")  # the depth rmse, as evaluation and as column
+
+
+def significant(differences: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: +1 (better beyond the noise: the interval excludes 0 on the good side), -1 (worse), 0 (the interval
+    holds 0), NaN (no test). For the depth rmse a negative difference is better."""
+    def sign(d, col):
+        return np.nan if d is None else (np.sign(d.value) * (-1 if col in LOWER_IS_BETTER else 1) if d.excludes_zero else 0.0)
+
+    return pd.DataFrame({col: [sign(d, col) for d in differences[col]] for col in differences.columns},
+                        index=differences.index, dtype=float)
+
+
+def tally(signs: pd.DataFrame) -> pd.DataFrame:
+    """Per row of ``significant`` signs: in how many columns the row is better, level (within the noise), worse,
+    or untested (no interval)."""
+    return pd.DataFrame({"better": (signs > 0).sum(axis=1), "level": (signs == 0).sum(axis=1),
+                         "worse": (signs < 0).sum(axis=1), "untested": signs.isna().sum(axis=1)})
+
 
 
 def pretrain_logs(experiments: dict, profile: Profile) -> dict:
@@ -50,26 +134,48 @@ def pretrain_metrics(experiments: dict, profile: Profile) -> pd.DataFrame:
     return pd.DataFrame.from_dict({k: v for k, v in rows.items() if v}, orient="index")
 
 
-def with_deltas(scores: pd.DataFrame, reference: str, digits: dict | None = None) -> pd.DataFrame:
+SIGNIFICANT = "*"  # marks a difference whose paired 95% interval excludes 0
+
+
+def with_deltas(scores: pd.DataFrame, reference: str, digits: dict | None = None, margins: pd.DataFrame | None = None,
+                differences: pd.DataFrame | None = None) -> pd.DataFrame:
     """Cells as the paper prints them: the score, and in brackets its difference to ``reference``
-    (``digits``: decimals per column, default 1; e.g. 3 for depth rmse in metres)."""
-    def cell(value, ref, is_ref, d):
+    (``digits``: decimals per column, default 1; e.g. 3 for depth rmse in metres). With ``margins`` (from the
+    function ``margins``) the score reads "62.3 ±2.1"; with ``differences`` (from ``differences``, to the same
+    reference) a difference larger than its noise is marked ``SIGNIFICANT``: "(+3.2*)"."""
+    def cell(row, col, d):
+        value = scores.at[row, col]
         if pd.isna(value):
             return "missing"
-        return f"{value:.{d}f}" if is_ref or pd.isna(ref) else f"{value:.{d}f} ({value - ref:+.{d}f})"
+        margin = margins.at[row, col] if margins is not None and row in margins.index and col in margins else np.nan
+        text = f"{value:.{d}f}" + ("" if pd.isna(margin) else f" ±{margin:.{d}f}")
+        ref = scores.at[reference, col] if reference in scores.index else np.nan
+        if row == reference or pd.isna(ref):
+            return text
+        test = differences.at[row, col] if differences is not None and row in differences.index and col in differences else None
+        mark = SIGNIFICANT if test is not None and test.excludes_zero else ""
+        return f"{text} ({value - ref:+.{d}f}{mark})"
 
     digits = digits or {}
-    return pd.DataFrame({col: [cell(scores.at[row, col], scores.at[reference, col] if reference in scores.index else np.nan,
-                                    row == reference, digits.get(col, 1)) for row in scores.index]
-                         for col in scores.columns}, index=scores.index)
+    return pd.DataFrame({col: [cell(row, col, digits.get(col, 1)) for row in scores.index] for col in scores.columns},
+                        index=scores.index)
 
 
-def beside(ours: pd.DataFrame, paper: pd.DataFrame, reference: str, digits: dict | None = None) -> pd.DataFrame:
-    """Our rows interleaved with the paper's (``(row, "ours" | "paper")``), each with deltas to ``reference``;
-    a cell or row the paper lacks reads "-"."""
+def beside(ours: pd.DataFrame, paper: pd.DataFrame, reference: str, digits: dict | None = None,
+           margins: pd.DataFrame | None = None, differences: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Our rows interleaved with the paper's (``(row, "ours" | "paper")``), each with deltas to ``reference``
+    (ours with ``margins`` and ``differences`` as in ``with_deltas``); a cell or row the paper lacks reads "-"."""
     theirs = with_deltas(paper.reindex(index=ours.index, columns=ours.columns), reference, digits)
-    both = pd.concat({"ours": with_deltas(ours, reference, digits), "paper": theirs.replace("missing", "-")})
+    both = pd.concat({"ours": with_deltas(ours, reference, digits, margins, differences),
+                      "paper": theirs.replace("missing", "-")})
     return both.swaplevel().reindex(pd.MultiIndex.from_product([ours.index, ["ours", "paper"]]))
+
+
+def uncertainty_note(reference: str) -> str:
+    """The legend of a table whose cells carry ``with_deltas``' margins and marks."""
+    return (f"± is half the 95% bootstrap interval over the test images ({DRAWS} resamples). A difference to {reference} "
+            f"marked {SIGNIFICANT} is larger than its noise: its 95% interval from a paired bootstrap (both models scored "
+            "on the same resamples of the same test images) excludes 0. Cells without ± have no interval yet.")
 
 
 def snapshot_scores(experiments: dict, profile: Profile, evaluation: str = "voc_svm") -> pd.DataFrame:
@@ -82,20 +188,27 @@ def snapshot_scores(experiments: dict, profile: Profile, evaluation: str = "voc_
     return pd.DataFrame(rows, columns=["run", "epoch", "train_seconds", "score"])
 
 
-TASK_COLUMNS = {"voc_seg": "VOC_seg", "cityscapes_seg": "Cityscapes_seg", "nyud_seg": "NYUD_seg", "voc_det": "VOC_det_AP",
-                "davis": "DAVIS_JF", "nyud_depth": "NYUD_depth_rmse"}  # dense task -> tables.yaml column
-
-
 def transfer_scores(experiments: dict, profile: Profile, tasks=tuple(TASK_COLUMNS)) -> pd.DataFrame:
-    """Dense-transfer scores (Tables 3, 4, 9, S1): rows = ``experiments`` labels, columns = paper names.
+    """``scores`` of dense-transfer runs (Tables 3, 4, 9, S1; default: every task), filled while a run goes on."""
+    return scores(experiments, profile, tasks)
 
-    A task counts as soon as its ``tasks/<task>.json`` exists, so a page fills while a run goes on.
-    """
-    rows = {}
-    for label, name in experiments.items():
-        done = transfer_results(plan(name, profile))
-        rows[label] = {TASK_COLUMNS[t]: number(done[t]["value"]) if t in done else np.nan for t in tasks}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=[TASK_COLUMNS[t] for t in tasks])
+
+@dataclass
+class Measured:
+    """A table of ours: each cell's score, its margin (half its 95% interval) and its paired difference to a
+    reference row (``Interval`` cells)."""
+
+    scores: pd.DataFrame
+    margins: pd.DataFrame
+    differences: pd.DataFrame
+
+
+def measure(groups: list, profile: Profile, reference: str) -> Measured:
+    """``Measured`` for a table whose column groups come from different runs with the same row labels:
+    ``groups`` = ``[(TRANSFER, DENSE), (LINEAR, EVALUATIONS)]`` (experiments by label, evaluations)."""
+    parts = [(scores(runs, profile, evaluations), margins(runs, profile, evaluations),
+              differences(runs, profile, reference, evaluations)) for runs, evaluations in groups]
+    return Measured(*(pd.concat(frames, axis=1) for frames in zip(*parts)))
 
 
 def transfer_results(run) -> dict:

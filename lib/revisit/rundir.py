@@ -16,6 +16,7 @@ import json
 import math
 import os
 import socket
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,7 @@ PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"  # the one before, kept until the new
 BACKBONE = "backbone.pt"  # pretraining: the backbone weights the evaluations read
 SNAPSHOTS = "snapshots"  # pretraining: backbones kept along the way (Figure 5)
 TASKS = "tasks"  # dense transfer: one <task>.json per finished task
+PREDICTIONS = "predictions"  # evaluations: one <evaluation>.npz of test labels and predictions (for the bootstrap)
 SUBSET_FILES = "subset_files.txt"  # pretraining on real data: the images drawn
 
 
@@ -87,6 +89,20 @@ def dumps(data) -> str:
 def write_json(path, data):
     """Write ``data`` as strict JSON to ``path`` atomically."""
     write_text(path, dumps(data))
+
+
+def save_arrays(path, **arrays):
+    """``numpy.savez_compressed`` atomically (into an open file, so that numpy adds no ``.npz`` suffix)."""
+    import numpy as np
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with replacing(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def predictions_file(run_dir, evaluation: str) -> Path:
+    """Where a run keeps the test predictions of one evaluation (``predictions/<evaluation>.npz``)."""
+    return Path(run_dir) / PREDICTIONS / f"{evaluation}.npz"
 
 
 def save_torch(obj, path, previous=None):
@@ -194,9 +210,11 @@ def check_writable(folder) -> Path:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        write_text(folder / ".write-probe", "ok\n")
-        (folder / ".write-probe").unlink()
+        with tempfile.TemporaryFile(dir=folder) as probe:  # a name of its own: batches may probe side by side
+            probe.write(b"ok\n")
+            probe.flush()
     except OSError as err:
+
         reason = {errno.ENOSPC: "the disk is full", errno.EROFS: "it is on a read-only file system",
                   errno.EACCES: "permission denied", errno.EDQUOT: "the disk quota is exceeded"}.get(err.errno, str(err))
         raise RunsFolderError(err.errno, f"cannot write the runs folder {folder}: {reason}. Free space or fix its "

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .bootstrap import Predictions, interval
 from .config import DENSE_TASKS, TransferParams
-from .rundir import TASKS, write_json
+from .rundir import TASKS, predictions_file, save_arrays, write_json
 
 METRICS = {"voc_seg": "mIoU", "cityscapes_seg": "mIoU", "nyud_seg": "mIoU", "nyud_depth": "rmse", "voc_det": "AP",
            "davis": "J&F", "voc_retrieval": "mIoU (7 classes)", "cams": "top-1"}
@@ -33,9 +34,18 @@ class TaskResult:
     n_test: int
     seconds: float
     details: dict = field(default_factory=dict)
+    interval: list = field(default_factory=list)  # [low, high]: 95% bootstrap interval over test images (videos)
+    predictions: Predictions | None = field(default=None, repr=False)  # per test item, for the bootstrap
+
+    def __post_init__(self):
+        if self.predictions is not None and not self.interval:
+            found = interval(self.predictions)
+            self.interval = [found.low, found.high]
 
     def to_json(self) -> dict:
-        return json.loads(json.dumps(asdict(self), default=_plain))
+        """The JSON of ``tasks/<task>.json``; the predictions are kept apart, in ``predictions/<task>.npz``."""
+        fields = {k: v for k, v in vars(self).items() if k != "predictions"}
+        return json.loads(json.dumps(fields, default=_plain))
 
 
 def _plain(value):
@@ -60,7 +70,7 @@ def _finetuned(task, backbone, p: TransferParams, device, progress):
     r = finetune_and_score(backbone, train, test, protocol, p.resize, p.workers, device, p.seed, progress)
     details = {"per_class": dict(zip(test.classes, r.per_class)), "train_loss": r.train_loss, "epochs": protocol.epochs,
                "crop": protocol.crop, "lr": protocol.lr, "skipped_images": r.skipped, "constant": r.constant}
-    return TaskResult(task, METRICS[task], r.value, r.n_train, r.n_test, r.seconds, details)
+    return TaskResult(task, METRICS[task], r.value, r.n_train, r.n_test, r.seconds, details, predictions=r.predictions)
 
 
 def detection_backend(choice: str) -> str:
@@ -110,14 +120,19 @@ def _davis(backbone, p: TransferParams, run_dir: Path, device, progress):
     r = evaluate_davis(features, videos, params, run_dir / "davis", device, progress)
     seconds = time.perf_counter() - start
     video = videos[0]  # Figure S3's material: one video, its annotation and what was propagated
-    np.savez_compressed(run_dir / "davis_example.npz", frames=np.stack([video.frame(t) for t in range(len(video))]),
+    save_arrays(run_dir / "davis_example.npz", frames=np.stack([video.frame(t) for t in range(len(video))]),
                         masks=np.stack([video.mask(t) for t in range(len(video))]),
                         predicted=np.stack([read_label_png(f) for f in sorted((run_dir / "davis" / video.name).glob("*.png"))]),
                         name=video.name)
     sequences = {name: {"J_mean": 100 * float(np.mean(s.J)), "F_mean": 100 * float(np.mean(s.F))}
                  for name, s in r["sequences"].items()}
     details = {"J_mean": 100 * r["J_mean"], "F_mean": 100 * r["F_mean"], "sequences": sequences}
-    return TaskResult("davis", "J&F", 100 * r["JF"], 0, len(videos), seconds, details)
+    # J&F is a mean over objects: per video, its objects and the sum of their (J + F) / 2, so videos can be resampled
+    objects = np.array([len(s.J) for s in r["sequences"].values()])
+    sums = np.array([float(np.sum((np.nanmean(s.J, axis=1) + np.nanmean(s.F, axis=1)) / 2)) if len(s.J) else 0.0
+                     for s in r["sequences"].values()])
+    return TaskResult("davis", "J&F", 100 * r["JF"], 0, len(videos), seconds, details,
+                      predictions=Predictions("ratio", objects, sums))
 
 
 def _retrieval(backbone, p: TransferParams, run_dir: Path, device, progress):
@@ -146,7 +161,7 @@ def _save_retrievals(path: Path, found, train, val, size=128):
     """Figure S4's material: each query image and region, and its retrieved train images and regions."""
     if not found:
         return
-    np.savez_compressed(path, queries=np.stack([_square(val.image(e.val_image), size) for e in found]),
+    save_arrays(path, queries=np.stack([_square(val.image(e.val_image), size) for e in found]),
                         query_masks=np.stack([e.val_mask for e in found]),
                         query_labels=np.array([e.val_label for e in found]),
                         retrieved=np.stack([np.stack([_square(train.image(i), size) for i in e.train_images])
@@ -173,7 +188,7 @@ def _cams(backbone, p: TransferParams, run_dir: Path, device, progress):
     labels = shown.labels[picks]
     maps = class_activation_maps(backbone, head.weight, images, [row[shown.classes[y]] for y in labels], p.cam_size,
                                  device=device)
-    np.savez_compressed(run_dir / "cams.npz", images=images.permute(0, 2, 3, 1).numpy(), cams=maps, labels=labels,
+    save_arrays(run_dir / "cams.npz", images=images.permute(0, 2, 3, 1).numpy(), cams=maps, labels=labels,
                         classes=np.array(shown.classes, dtype=str))
     return TaskResult("cams", "top-1", accuracy, len(train), len(shown), time.perf_counter() - start,
                       {"note": "linear classifier on pooled features; CAMs of the ground-truth class"})
@@ -207,6 +222,8 @@ def evaluate_tasks(tasks, backbone, p: TransferParams, run_dir, device="cpu", pr
             continue
         torch.manual_seed(p.seed)
         results[task] = evaluate_task(task, backbone, p, Path(run_dir), device, progress)
+        if results[task].predictions is not None:  # first: a task counts as done once its json exists
+            results[task].predictions.save(predictions_file(run_dir, task))
         write_json(path, results[task].to_json())
         print(f"{task:15s} {results[task].metric} {results[task].value:.3f} ({results[task].seconds:.0f} s)")
     return results

@@ -1,0 +1,140 @@
+"""Bootstrap intervals and the paired test: against sklearn's metrics on resampled copies, scipy's bootstrap,
+and cases small enough to work out by hand."""
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+from revisit.bootstrap import (Interval, Predictions, average_precision, average_precision_11, interval,
+                               paired_difference, resample_weights)
+from revisit.linear import score, voc07_ap
+from revisit.linear_svm import interpolated_ap
+
+
+def _resampled(rng, n):
+    """A resample as weights, and the same resample as the list of drawn items."""
+    drawn = rng.integers(0, n, n)
+    return np.bincount(drawn, minlength=n)[None], drawn
+
+
+@pytest.mark.parametrize("trial", range(5))
+def test_weighted_scores_equal_sklearn_on_the_resampled_items(trial):
+    rng = np.random.default_rng(trial)
+    n = 60
+    y = rng.integers(0, 2, n)
+    s = np.round(rng.normal(size=n) + y, 1)  # rounding makes tied scores, which sklearn groups into one threshold
+    labels, predicted = rng.integers(0, 4, n), rng.integers(0, 4, n)
+    w, drawn = _resampled(rng, n)
+    assert average_precision_11(y, s, w)[0] == pytest.approx(voc07_ap(y[drawn], s[drawn]))
+    assert average_precision(y, s, w)[0] == pytest.approx(interpolated_ap(y[drawn], s[drawn]))
+    acc = Predictions("accuracy", labels, predicted).scores(w)[0]
+    assert acc == pytest.approx(100 * accuracy_score(labels[drawn], predicted[drawn]))
+    bal = Predictions("balanced_accuracy", labels, predicted).scores(w)[0]
+    assert bal == pytest.approx(100 * balanced_accuracy_score(labels[drawn], predicted[drawn]))
+
+
+def test_value_is_the_reported_score():
+    rng = np.random.default_rng(0)
+    Y = rng.integers(0, 2, (50, 3))
+    S = rng.normal(size=(50, 3)) + Y
+    assert Predictions("ap11", Y, S).value() == pytest.approx(score("mAP", Y, S))
+    expected = 100 * np.mean([interpolated_ap(Y[:, c], S[:, c]) for c in range(3)])
+    assert Predictions("ap", Y, S).value() == pytest.approx(expected)
+
+
+def test_two_items_by_hand():
+    """One right, one wrong: resamples give 100% (1/4), 50% (1/2) or 0% (1/4); the 95% interval is [0, 100]."""
+    p = Predictions("accuracy", np.array([1, 1]), np.array([1, 0]))
+    draws = p.scores(resample_weights(2, 4000, seed=1))
+    assert set(np.unique(draws)) == {0.0, 50.0, 100.0}
+    assert np.mean(draws == 50) == pytest.approx(0.5, abs=0.03)
+    assert np.mean(draws == 100) == pytest.approx(0.25, abs=0.03)
+    assert interval(p, 4000) == Interval(50.0, 0.0, 100.0)
+
+
+def test_interval_agrees_with_scipy_percentile_bootstrap():
+    rng = np.random.default_rng(3)
+    correct = rng.random(400) < 0.7
+    ours = interval(Predictions("accuracy", correct.astype(int), np.ones(400, int)), draws=20000, seed=0)
+    theirs = stats.bootstrap((100.0 * correct,), np.mean, n_resamples=20000, method="percentile", random_state=0)
+    assert ours.value == pytest.approx(100 * correct.mean())
+    assert ours.low == pytest.approx(theirs.confidence_interval.low, abs=0.5)
+    assert ours.high == pytest.approx(theirs.confidence_interval.high, abs=0.5)
+    assert ours.half_width == pytest.approx(1.96 * 100 * np.sqrt(0.7 * 0.3 / 400), rel=0.1)  # the normal approximation
+
+
+def test_paired_difference_separates_what_unpaired_intervals_cannot():
+    """Model b is model a with 12 of 500 errors fixed: each interval is about +-4 points wide, so they overlap,
+    but on the same resamples b is always ahead, and the paired interval of the 2.4-point gain excludes 0."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 500)
+    a = np.where(rng.random(500) < 0.6, labels, (labels + 1) % 10)
+    b = a.copy()
+    wrong = np.flatnonzero(a != labels)[:12]
+    b[wrong] = labels[wrong]
+    pa, pb = Predictions("accuracy", labels, a), Predictions("accuracy", labels, b)
+    ia, ib = interval(pa), interval(pb)
+    assert ib.low < ia.high  # the unpaired intervals overlap
+    gain = paired_difference(pb, pa)
+    assert gain.value == pytest.approx(2.4)
+    assert gain.low > 0 and gain.excludes_zero
+
+
+def test_paired_difference_of_a_model_with_itself_is_exactly_zero():
+    rng = np.random.default_rng(1)
+    Y, S = rng.integers(0, 2, (80, 4)), rng.normal(size=(80, 4))
+    same = paired_difference(Predictions("ap", Y, S), Predictions("ap", Y, S))
+    assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0) and not same.excludes_zero
+
+
+def test_paired_difference_refuses_different_test_items():
+    a = Predictions("accuracy", np.array([0, 1, 2]), np.array([0, 1, 1]))
+    b = Predictions("accuracy", np.array([0, 1, 1]), np.array([0, 1, 1]))
+    with pytest.raises(ValueError, match="same test items"):
+        paired_difference(a, b)
+
+
+def test_a_draw_without_positives_leaves_the_class_out_of_the_mean():
+    y = np.array([[1, 0], [0, 1], [0, 0]])
+    s = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]])
+    only_first_two = np.array([[1, 1, 0]])
+    only_first = np.array([[2, 0, 1]])  # class 1 has no positive drawn: its AP is undefined, class 0's counts alone
+    p = Predictions("ap", y, s)
+    assert p.scores(only_first_two)[0] == pytest.approx(100.0)
+    assert p.scores(only_first)[0] == pytest.approx(100.0)
+
+
+def test_saved_predictions_load_back_and_a_corrupt_file_is_named(tmp_path):
+    p = Predictions("ap11", np.eye(3, dtype=int), np.random.default_rng(0).normal(size=(3, 3)))
+    path = tmp_path / "predictions" / "voc.npz"
+    p.save(path)
+    back = Predictions.load(path)
+    assert back.score == "ap11" and np.array_equal(back.decision, p.decision) and back.value() == p.value()
+    assert [f.name for f in path.parent.iterdir()] == ["voc.npz"]  # no temporary left
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(ValueError, match="voc.npz: unreadable predictions"):
+        Predictions.load(path)
+
+
+def test_dense_scores_equal_the_metrics_on_the_resampled_images():
+    from revisit.metrics import confusion_matrix, mean_iou
+
+    rng = np.random.default_rng(5)
+    truth = [rng.integers(0, 4, (6, 7)) for _ in range(12)]
+    predicted = [np.where(rng.random(t.shape) < 0.6, t, rng.integers(0, 4, t.shape)) for t in truth]
+    confusions = np.stack([confusion_matrix(p, t, 4) for p, t in zip(predicted, truth)])
+    miou = Predictions("miou", confusions.sum(2), confusions)
+    w, drawn = _resampled(rng, 12)
+    assert miou.scores(w)[0] == pytest.approx(100 * mean_iou(sum(confusions[i] for i in drawn))[0])
+    assert miou.value() == pytest.approx(100 * mean_iou(confusions.sum(0))[0])
+    depth = [(rng.random((5, 5)) + 0.5, rng.random((5, 5)) + 0.5) for _ in range(12)]
+    rmse = Predictions("rmse", np.full(12, 25), np.array([((p - t) ** 2).sum() for p, t in depth]))
+    assert rmse.scores(w)[0] == pytest.approx(np.sqrt(np.mean([(depth[i][0] - depth[i][1]) ** 2 for i in drawn])))
+    objects, jf = rng.integers(1, 4, 12), rng.random(12)
+    ratio = Predictions("ratio", objects, jf * objects)  # per video: objects, and the sum of their J&F
+    assert ratio.scores(w)[0] == pytest.approx(100 * np.sum((jf * objects)[drawn]) / np.sum(objects[drawn]))
+
+
+def test_no_test_items_give_no_interval():
+    found = interval(Predictions("accuracy", np.zeros(0, int), np.zeros(0, int)))
+    assert np.isnan(found.value) and np.isnan(found.low) and not found.excludes_zero

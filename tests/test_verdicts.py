@@ -1,0 +1,114 @@
+"""Margins, paired differences and the generated verdicts, on run folders built by hand with known predictions."""
+import numpy as np
+import pytest
+
+from revisit import verdicts
+from revisit.bootstrap import Interval, Predictions, interval
+from revisit.config import load_profile
+from revisit.results import differences, margins, linear_scores, significant, tally, with_deltas
+from revisit.rundir import METRICS, predictions_file, write_json
+from revisit.runs import plan
+from revisit.verdicts import Claim, verdict
+
+RUNS = {"A": "linear/table2_in118k", "B": "linear/table2_coco", "C": "linear/table2_oi118k"}
+
+
+def _write_run(name, profile, target, predictions: Predictions):
+    run = plan(name, profile)
+    found = interval(predictions)
+    predictions.save(predictions_file(run.dir, target))
+    write_json(run.dir / METRICS, {"targets": {target: {"test": found.value, "interval": [found.low, found.high]}}})
+
+
+@pytest.fixture
+def three_models():
+    """On 500 test images of cifar10: A right 60% of the time, B = A with 12 errors fixed (+2.4), C = A with 40 of its
+    right answers made wrong (-8.0)."""
+    profile = load_profile("smoke")
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 500)
+    a = np.where(rng.random(500) < 0.6, labels, (labels + 1) % 10)
+    b, c = a.copy(), a.copy()
+    wrong, right = np.flatnonzero(a != labels), np.flatnonzero(a == labels)
+    b[wrong[:12]] = labels[wrong[:12]]
+    c[right[:40]] = (labels[right[:40]] + 1) % 10
+    for key, pred in zip("ABC", (a, b, c)):
+        _write_run(RUNS[key], profile, "cifar10", Predictions("accuracy", labels, pred))
+    return profile
+
+
+def test_margins_differences_and_marks(three_models):
+    profile, evaluations = three_models, ("cifar10",)
+    found = linear_scores(RUNS, profile, evaluations)
+    half = margins(RUNS, profile, evaluations)
+    assert 3 < half.at["A", "CIFAR10"] < 5.5  # about 1.96 * sqrt(.6 * .4 / 500) = 4.3 points
+    paired = differences(RUNS, profile, "A", evaluations)
+    assert paired.at["A", "CIFAR10"] is None
+    assert paired.at["B", "CIFAR10"].value == pytest.approx(2.4) and paired.at["B", "CIFAR10"].low > 0
+    assert paired.at["C", "CIFAR10"].value == pytest.approx(-8.0) and paired.at["C", "CIFAR10"].high < 0
+    assert list(significant(paired)["CIFAR10"].fillna(9)) == [9, 1, -1]
+    cells = with_deltas(found, "A", margins=half, differences=paired)["CIFAR10"]
+    assert cells["A"] == f"{found.at['A', 'CIFAR10']:.1f} ±{half.at['A', 'CIFAR10']:.1f}"
+    assert cells["B"].endswith("(+2.4*)") and cells["C"].endswith("(-8.0*)")
+    steps = differences(RUNS, profile, None, evaluations)  # each row against the one before: C - B = -10.4
+    assert steps.at["C", "CIFAR10"].value == pytest.approx(-10.4)
+
+
+def test_a_run_without_predictions_is_untested(three_models):
+    runs = {**RUNS, "D": "linear/table2_random_init"}  # never run
+    paired = differences(runs, three_models, "A", ("cifar10",))
+    assert paired.at["D", "CIFAR10"] is None
+    assert tally(significant(paired)).loc["D"].to_dict() == {"better": 0, "level": 0, "worse": 0, "untested": 1}
+
+
+def test_claims_get_the_verdict_their_interval_gives(three_models):
+    checked = verdicts.check([Claim("B above A", RUNS["B"], RUNS["A"], "cifar10"),
+                              Claim("C above A", RUNS["C"], RUNS["A"], "cifar10"),
+                              Claim("A above itself", RUNS["A"], RUNS["A"], "cifar10"),
+                              Claim("A on par with itself", RUNS["A"], RUNS["A"], "cifar10", ">="),
+                              Claim("never run", "linear/table2_random_init", RUNS["A"], "cifar10")], three_models)
+    assert list(checked["verdict"]) == ["reproduced", "contradicted", "not separated",
+                                        "consistent (within the noise)", "untested"]
+    assert checked.loc[0, "ours: difference [95% interval]"].startswith("+2.4 [+")
+    sentence = verdicts.summary(checked)
+    assert sentence.startswith("Of the paper's 5 claims checked here: 1 reproduced, 1 consistent (within the noise), "
+                               "1 not separated, 1 contradicted, 1 untested.")
+
+
+@pytest.mark.parametrize("low, high, expect, expected", [
+    (0.1, 2.0, ">", "reproduced"), (-2.0, -0.1, ">", "contradicted"), (-1.0, 1.0, ">", "not separated"),
+    (-1.0, 1.0, ">=", "consistent (within the noise)"), (-2.0, -0.1, ">=", "contradicted"),
+    (0.0, 1.0, ">", "not separated")])  # an interval touching 0 does not exclude it
+def test_verdict_by_hand(low, high, expect, expected):
+    assert verdict(Interval((low + high) / 2, low, high), expect) == expected
+
+
+def test_an_unknown_expectation_is_refused():
+    with pytest.raises(ValueError, match="expect"):
+        Claim("x", "a", "b", "voc", expect="<")
+
+
+def test_for_depth_lower_is_better(tmp_path):
+    """Two transfer runs' depth rmse: A's squared errors are half B's on every image, so A is better beyond the noise."""
+    from revisit.results import transfer_scores
+    from revisit.rundir import TASKS
+
+    profile = load_profile("smoke")
+    rng = np.random.default_rng(0)
+    pixels, errors = np.full(40, 100), rng.uniform(5, 15, 40)
+    runs = {"A": "transfer/table4/moco", "B": "transfer/table4/mc"}
+    for label, scale in (("A", 0.5), ("B", 1.0)):
+        run = plan(runs[label], profile)
+        found = Predictions("rmse", pixels, scale * errors)
+        found.save(predictions_file(run.dir, "nyud_depth"))
+        bounds = interval(found)
+        (run.dir / TASKS).mkdir(parents=True, exist_ok=True)
+        write_json(run.dir / TASKS / "nyud_depth.json", {"task": "nyud_depth", "value": found.value(),
+                                                        "interval": [bounds.low, bounds.high]})
+    assert transfer_scores(runs, profile, ("nyud_depth",)).loc["A"].item() < 0.3
+    paired = differences(runs, profile, "B", ("nyud_depth",))
+    assert paired.at["A", "NYUD_depth_rmse"].high < 0  # A - B: lower rmse
+    assert significant(paired).at["A", "NYUD_depth_rmse"] == 1  # ... which is better
+    checked = verdicts.check([Claim("A better", runs["A"], runs["B"], "nyud_depth"),
+                              Claim("B better", runs["B"], runs["A"], "nyud_depth")], profile)
+    assert list(checked["verdict"]) == ["reproduced", "contradicted"]
