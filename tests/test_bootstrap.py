@@ -138,3 +138,34 @@ def test_dense_scores_equal_the_metrics_on_the_resampled_images():
 def test_no_test_items_give_no_interval():
     found = interval(Predictions("accuracy", np.zeros(0, int), np.zeros(0, int)))
     assert np.isnan(found.value) and np.isnan(found.low) and not found.excludes_zero
+
+
+@pytest.mark.parametrize("eleven_point", [True, False], ids=["VOC07 11-point", "all-point"])
+def test_detection_ap_equals_voc_ap_on_the_resampled_images(eleven_point):
+    """Random boxes near random ground truth (some difficult, some duplicates): the weighted AP equals
+    ``detection.voc_ap`` run on the drawn images themselves, repeated ones included."""
+    from revisit.data.dense import Boxes
+    from revisit.detection import Detections, voc_ap
+
+    rng = np.random.default_rng(7)
+    classes = ["a", "b", "c"]
+    targets, detections = [], []
+    for _ in range(15):
+        n = rng.integers(0, 4)
+        xy = rng.uniform(0, 60, (n, 2))
+        boxes = np.column_stack([xy, xy + rng.uniform(5, 30, (n, 2))]).astype(np.float32)
+        labels = rng.integers(0, 3, n)
+        targets.append(Boxes(boxes, labels, rng.random(n) < 0.2))
+        jitter = np.repeat(boxes, 2, axis=0) + rng.normal(0, 3, (2 * n, 4)).astype(np.float32)
+        extra = rng.uniform(0, 60, (2, 4)).astype(np.float32)
+        extra[:, 2:] += extra[:, :2]
+        found = np.concatenate([jitter, extra])
+        detections.append(Detections(found, rng.random(len(found)).astype(np.float32),
+                                     np.concatenate([np.repeat(labels, 2), rng.integers(0, 3, 2)])))
+    full = voc_ap(detections, targets, classes, use_07_metric=eleven_point)
+    p = full["predictions"]
+    assert p.value() == pytest.approx(full["AP"])
+    for _ in range(3):
+        w, drawn = _resampled(rng, 15)
+        again = voc_ap([detections[i] for i in drawn], [targets[i] for i in drawn], classes, use_07_metric=eleven_point)
+        assert p.scores(w)[0] == pytest.approx(again["AP"])

@@ -48,7 +48,7 @@ def test_batch_executes_the_book_runs_in_dependency_order(smoke_runs):
     assert all(0 <= t["test"] <= 100 for t in linear["targets"].values())
     coco = next(d for d in dirs if "table2_coco" in d.name)
     for target, found in linear["targets"].items():  # every score with its interval and the predictions behind it
-        assert found["interval"][0] <= found["test"] <= found["interval"][1], target
+        assert found["interval"][0] <= found["interval"][1], target
         assert Predictions.load(predictions_file(coco, target)).value() == pytest.approx(found["test"]), target
 
 
@@ -107,9 +107,9 @@ def test_transfer_runs_record_every_task_and_the_figures_material(smoke_runs):
     assert all(0 <= metrics[t]["value"] <= 100 for t in metrics if t != "nyud_depth")
     assert metrics["nyud_depth"]["value"] > 0 and metrics["voc_det"]["details"]["backend"] == "torchvision"
     assert sorted(p.stem for p in (table3 / "tasks").glob("*.json")) == sorted(metrics)
-    for task in ("voc_seg", "cityscapes_seg", "nyud_seg", "davis", "nyud_depth"):  # each with its bootstrap material
-        low, high = metrics[task]["interval"]
-        assert low <= metrics[task]["value"] <= high, task
+    for task in metrics:  # each with its bootstrap material
+        low, high = metrics[task]["interval"]  # a percentile interval: it need not hold the value (a biased score)
+        assert low <= high, task
         saved = Predictions.load(predictions_file(table3, task))
         assert saved.value() == pytest.approx(metrics[task]["value"]) and len(saved) == metrics[task]["n_test"], task
     mc = next(d for d in dirs if d.name.startswith("transfer__table4__mc--"))

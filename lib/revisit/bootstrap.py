@@ -10,6 +10,7 @@ noise they share, which items happen to be in the test set, cancels from their d
 """
 from __future__ import annotations
 
+import warnings
 import zipfile
 from dataclasses import dataclass
 
@@ -20,7 +21,8 @@ from . import rundir
 DRAWS = 1000  # resamples per interval: the ends of a 95% interval move by about 0.3 points between resampling seeds
 LEVEL = 0.95
 SCORES = ("accuracy", "balanced_accuracy", "ap11", "ap",  # top-1, mean per-class accuracy, VOC07 11-point / all-point mAP
-          "miou", "rmse", "ratio")  # dense tasks: mIoU, depth rmse (metres), a ratio of sums (DAVIS J&F over objects)
+          "miou", "rmse", "ratio",  # dense tasks: mIoU, depth rmse (metres), a ratio of sums (DAVIS J&F over objects)
+          "det_ap11", "det_ap")  # VOC detection AP over IoU thresholds, 11-point or all-point (``detection.voc_ap``)
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,11 @@ class Predictions:
     - ``ap11``, ``ap``: ``(N, C)`` 0/1 labels and ``(N, C)`` classifier scores;
     - ``miou``: ``(N, K)`` ground-truth pixels per class and ``(N, K, K)`` confusion matrices (rows: truth);
     - ``rmse``: ``(N,)`` measured pixels and ``(N,)`` sums of squared errors;
-    - ``ratio``: ``(N,)`` denominators and ``(N,)`` numerators (DAVIS: objects, and the sum of their J&F).
+    - ``ratio``: ``(N,)`` denominators and ``(N,)`` numerators (DAVIS: objects, and the sum of their J&F);
+    - ``det_ap11``, ``det_ap``: ``(N, C)`` non-difficult boxes per image and class, and one row per detection,
+      highest score first within its class: ``[image, class, flag at each IoU threshold]`` (1 true positive,
+      0 false positive, -1 neither), as ``detection.voc_ap`` matched them. Here ``decision`` has a row per
+      detection, not per image.
     """
 
     score: str
@@ -63,7 +69,10 @@ class Predictions:
         if self.score not in SCORES:
             raise ValueError(f"unknown score {self.score!r}; known: {SCORES}")
         self.labels, self.decision = np.asarray(self.labels), np.asarray(self.decision)
-        if len(self.labels) != len(self.decision):
+        if self.score.startswith("det_"):
+            if len(self.decision) and not 0 <= self.decision[:, 0].min() <= self.decision[:, 0].max() < len(self.labels):
+                raise ValueError(f"detections refer to images outside the {len(self.labels)} test images")
+        elif len(self.labels) != len(self.decision):
             raise ValueError(f"{len(self.labels)} labels but {len(self.decision)} predictions")
 
     def __len__(self):
@@ -78,6 +87,8 @@ class Predictions:
             return np.sqrt(ratio) if self.score == "rmse" else 100.0 * ratio
         if self.score == "miou":
             return 100.0 * mean_iou(np.tensordot(weights, self.decision, axes=1))
+        if self.score.startswith("det_"):
+            return 100.0 * detection_ap(self.labels, self.decision, weights, eleven_point=self.score == "det_ap11")
         if self.score == "accuracy":
             return 100.0 * (weights @ (self.labels == self.decision)) / weights.sum(1)
         if self.score == "balanced_accuracy":
@@ -152,7 +163,41 @@ def mean_iou(confusions: np.ndarray) -> np.ndarray:
         return np.nanmean(np.where(union > 0, tp / union, np.nan), axis=1)
 
 
+def detection_ap(positives, rows, weights, eleven_point=True) -> np.ndarray:
+    """``detection.voc_ap``'s AP (mean over IoU thresholds of the mean over classes) under each row of weights.
+
+    A resampled image brings its detections with their true / false positive flags unchanged, so the
+    curve of class c is a weighted one: cumulative weights of true and of false positives in score order,
+    recall over the weighted count of its boxes. In [0, 1]; NaN where no class has a box."""
+    thresholds = rows.shape[1] - 2
+    boxes = weights @ positives  # (draws, classes)
+    per_class = np.full((len(weights), positives.shape[1], thresholds), np.nan)
+    for c in range(positives.shape[1]):
+        mine = rows[rows[:, 1] == c]
+        w = weights[:, mine[:, 0]]
+        for k in range(thresholds):
+            tp = np.cumsum(w * (mine[:, 2 + k] == 1), axis=1)
+            fp = np.cumsum(w * (mine[:, 2 + k] == 0), axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                recall = tp / boxes[:, c:c + 1]
+            precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+            # best precision at this recall or any higher one (recall only grows along a row), 0 past the end
+            envelope = np.flip(np.maximum.accumulate(np.flip(precision, 1), axis=1), 1)
+            envelope = np.concatenate([envelope, np.zeros((len(w), 1))], axis=1)
+            if eleven_point:  # np.arange as detectron2 (its 0.30000000000000004 decides edge cases alike)
+                first = [np.sum(recall < t, axis=1) for t in np.arange(0.0, 1.1, 0.1)]  # first point at recall >= t
+                ap = np.mean([np.take_along_axis(envelope, f[:, None], axis=1)[:, 0] for f in first], axis=0)
+            else:
+                ap = np.sum(np.diff(recall, axis=1, prepend=0.0) * envelope[:, :-1], axis=1)
+
+            per_class[:, c, k] = np.where(boxes[:, c] > 0, ap, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a draw whose classes all lack boxes
+        return np.nanmean(per_class, axis=1).mean(axis=1)
+
+
 def balanced_accuracy(labels, predicted, weights) -> np.ndarray:
+
     """Mean over the classes present of the weighted recall (sklearn's ``balanced_accuracy_score``), in [0, 1]."""
     recalls = []
     for c in np.unique(labels):

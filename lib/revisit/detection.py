@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from .augment import IMAGENET_MEAN, IMAGENET_STD
 from .backbones import FeatureMap, TorchvisionResNet50
+from .bootstrap import Predictions
 from .data.dense import Boxes, DenseSet
 
 BACKENDS = ("torchvision", "detectron2")
@@ -105,6 +106,7 @@ class DetectionResult:
     n_train: int  # training images used (readable, with at least one box)
     n_test: int  # test images scored
     train_loss: list[float] = field(default_factory=list)  # total training loss per iteration
+    predictions: Predictions | None = field(default=None, repr=False)  # the matched detections, for the bootstrap
 
 
 @dataclass
@@ -168,12 +170,15 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(box) + area(boxes) - inter, np.finfo(np.float64).eps)
 
 
-def _class_ap(detections: list[Detections], targets: list[Boxes], c: int, thresholds, use_07_metric) -> list[float]:
-    """AP of class ``c`` at each IoU threshold; NaN when the class has no non-difficult ground truth."""
+def _class_matches(detections: list[Detections], targets: list[Boxes], c: int, thresholds):
+    """Class ``c``'s detections matched to the ground truth: ``(image, flags, positives)``.
+
+    ``image`` (D,): each detection's image, highest score first; ``flags`` (D, thresholds): 1 a true positive,
+    0 a false positive, -1 neither (its box is "difficult"); ``positives`` (images,): non-difficult boxes of ``c``.
+    Resampling whole test images changes none of the flags: the bootstrap (``revisit.bootstrap``) reuses them.
+    """
     gt = [(t.boxes[t.labels == c].astype(np.float64), t.difficult[t.labels == c].astype(bool)) for t in targets]
-    positives = sum(int((~d).sum()) for _, d in gt)
-    if positives == 0:
-        return [float("nan")] * len(thresholds)
+    positives = np.array([int((~d).sum()) for _, d in gt], np.int64)
     image, scores, boxes = [], [], []
     for i, d in enumerate(detections):
         keep = d.labels == c
@@ -188,23 +193,32 @@ def _class_ap(detections: list[Detections], targets: list[Boxes], c: int, thresh
         if len(gt[i][0]):
             ious = box_iou(box, gt[i][0])
             best[k], overlap[k] = ious.argmax(), ious.max()
-    aps = []
-    for threshold in thresholds:
+    flags = np.zeros((len(order), len(thresholds)), np.int8)
+    for column, threshold in enumerate(thresholds):
         taken = [np.zeros(len(g), bool) for g, _ in gt]
-        tp, fp = np.zeros(len(order)), np.zeros(len(order))
         for k, (i, j) in enumerate(zip(image, best)):
             if overlap[k] <= threshold:
-                fp[k] = 1
+                flags[k, column] = 0
             elif gt[i][1][j]:
-                continue  # difficult: neither true nor false positive
+                flags[k, column] = -1  # difficult: neither true nor false positive
             elif taken[i][j]:
-                fp[k] = 1  # duplicate
+                flags[k, column] = 0  # duplicate
             else:
-                tp[k], taken[i][j] = 1, True
-        tp, fp = np.cumsum(tp), np.cumsum(fp)
+                flags[k, column], taken[i][j] = 1, True
+    return image, flags, positives
+
+
+def _class_ap(image, flags, positives, use_07_metric) -> list[float]:
+    """AP of one class at each IoU threshold from its ``_class_matches``; NaN without non-difficult ground truth."""
+    if positives.sum() == 0:
+        return [float("nan")] * flags.shape[1]
+    aps = []
+    for column in range(flags.shape[1]):
+        tp, fp = np.cumsum(flags[:, column] == 1), np.cumsum(flags[:, column] == 0)
         precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
-        aps.append(average_precision(tp / positives, precision, use_07_metric))
+        aps.append(average_precision(tp / positives.sum(), precision, use_07_metric))
     return aps
+
 
 
 def voc_ap(detections: list[Detections], test_targets: list[Boxes], classes, iou_thresholds=IOU_THRESHOLDS,
@@ -224,8 +238,8 @@ def voc_ap(detections: list[Detections], test_targets: list[Boxes], classes, iou
     if len(detections) != len(test_targets):
         raise ValueError(f"{len(detections)} detection lists for {len(test_targets)} test images")
     thresholds = np.round(np.asarray(iou_thresholds, np.float64), 2)  # 0.7000000000000002 -> 0.7 = 70 / 100
-    per_class = np.array([_class_ap(detections, test_targets, c, thresholds, use_07_metric)
-                          for c in range(len(classes))]).reshape(len(classes), len(thresholds)) * 100
+    matches = [_class_matches(detections, test_targets, c, thresholds) for c in range(len(classes))]
+    per_class = np.array([_class_ap(*m, use_07_metric) for m in matches]).reshape(len(classes), len(thresholds)) * 100
     with np.errstate(invalid="ignore"):
         means = {int(round(t * 100)): float(np.nanmean(per_class[:, k])) if np.isfinite(per_class[:, k]).any()
                  else float("nan") for k, t in enumerate(thresholds)}
@@ -234,7 +248,12 @@ def voc_ap(detections: list[Detections], test_targets: list[Boxes], classes, iou
             "AP75": means.get(75, float("nan")),
             "per_class_AP50": {name: float(per_class[c, column[50]]) if 50 in column else float("nan")
                                for c, name in enumerate(classes)},
-            "per_threshold": means}
+            "per_threshold": means,
+            "predictions": Predictions(
+                "det_ap11" if use_07_metric else "det_ap", np.stack([m[2] for m in matches], axis=1),
+                np.concatenate([np.column_stack([m[0], np.full(len(m[0]), c), m[1]]) for c, m in enumerate(matches)])
+                .astype(np.int64).reshape(-1, 2 + len(thresholds)))}
+
 
 
 # ---------------------------------------------------------------- torchvision backend
@@ -396,7 +415,8 @@ def _torchvision_backend(backbone, train, test, params, device, progress) -> Det
 
 def _result(backend, scores: dict, n_train, n_test, curve) -> DetectionResult:
     return DetectionResult(backend, scores["AP"], scores["AP50"], scores["AP75"], scores["per_class_AP50"],
-                           n_train, n_test, list(curve))
+                           n_train, n_test, list(curve), scores.get("predictions"))
+
 
 
 # ---------------------------------------------------------------- detectron2 weights (MoCo's converter)

@@ -104,7 +104,9 @@ def _detection(backbone, p: TransferParams, device, progress):
                progress=progress)
     details = {"AP50": r.AP50, "AP75": r.AP75, "backend": r.backend, "per_class_AP50": r.per_class_AP50,
                "train_loss": r.train_loss, "iterations": params.iterations}
-    return TaskResult("voc_det", "AP", r.AP, r.n_train, r.n_test, time.perf_counter() - start, details)
+    return TaskResult("voc_det", "AP", r.AP, r.n_train, r.n_test, time.perf_counter() - start, details,
+                      predictions=r.predictions)
+
 
 
 def _davis(backbone, p: TransferParams, run_dir: Path, device, progress):
