@@ -142,6 +142,12 @@ def interval(predictions: Predictions, draws: int = DRAWS, seed: int = 0) -> Int
 
 
 
+def bounds(predictions: Predictions) -> list:
+    """``[low, high]`` of ``interval``: what a result record stores beside its score."""
+    found = interval(predictions)
+    return [found.low, found.high]
+
+
 def paired_difference(a: Predictions, b: Predictions, draws: int = DRAWS, seed: int = 0,
                       scores: tuple | None = None) -> Interval:
     """Score of ``a`` minus score of ``b`` with its paired bootstrap interval: both scored on the same resamples.

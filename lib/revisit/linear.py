@@ -24,7 +24,7 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from .augment import normalize
-from .bootstrap import Predictions, interval
+from .bootstrap import Predictions, bounds
 
 METRICS = {"pets": "mean_per_class_acc", "voc": "mAP"}  # every other target: top-1 accuracy
 
@@ -133,8 +133,7 @@ class LinearResult:
 
     def __post_init__(self):
         if self.predictions is not None and not self.interval:
-            found = interval(self.predictions)
-            self.interval = [found.low, found.high]
+            self.interval = bounds(self.predictions)
 
     def record(self) -> dict:
         """The result as JSON-ready fields (the predictions are kept apart, in ``predictions/<target>.npz``)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .bootstrap import Predictions, interval
+from .bootstrap import Predictions, bounds
 from .config import DENSE_TASKS, TransferParams
 from .rundir import TASKS, predictions_file, save_arrays, write_json
 
@@ -39,8 +39,7 @@ class TaskResult:
 
     def __post_init__(self):
         if self.predictions is not None and not self.interval:
-            found = interval(self.predictions)
-            self.interval = [found.low, found.high]
+            self.interval = bounds(self.predictions)
 
     def to_json(self) -> dict:
         """The JSON of ``tasks/<task>.json``; the predictions are kept apart, in ``predictions/<task>.npz``."""

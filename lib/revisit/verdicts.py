@@ -15,7 +15,7 @@ from .bootstrap import Interval
 from .config import Profile
 from .results import COLUMNS, LOWER_IS_BETTER, difference
 
-EXPECTATIONS = {">": "above", ">=": "on par or above"}
+EXPECTATIONS = (">", ">=")  # better; not worse
 
 
 @dataclass(frozen=True)
