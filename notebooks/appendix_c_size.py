@@ -31,8 +31,8 @@ from IPython.display import Markdown, display
 from revisit import paper
 from revisit.config import load_profile
 from revisit.plots import size_series
-from revisit.results import (LOWER_IS_BETTER, beside, constant_floors, floor_summary, measure, significant, tally,
-                             uncertainty_note)
+from revisit.results import (CEILING, LOWER_IS_BETTER, beside, blind, blind_note, constant_floors, floor_summary, measure,
+                             significant, styled, table_ranges, tally, uncertainty_note)
 from revisit.runs import plan
 
 PROFILE = os.environ.get("REVISIT_PROFILE", "cpu")
@@ -42,6 +42,7 @@ SETS = {"IN-118K": "in118k", "OI-118K": "oi118k"}
 TRANSFER = {f"{label}_x{f}": f"transfer/tableS1/{name}_x{f}" for label, name in SETS.items() for f in FACTORS}
 PRETRAIN = {label: name.replace("transfer/", "pretrain/") for label, name in TRANSFER.items()}
 DENSE = ("voc_seg", "cityscapes_seg", "nyud_seg", "davis", "nyud_depth")
+BOUNDS = {"Rand. init.": "transfer/table4/random_init", CEILING: "transfer/tableS1/supervised"}  # floor, ceiling
 DIGITS = {"NYUD_depth_rmse": 3}
 
 # %% tags=["remove-input"]
@@ -63,8 +64,13 @@ ours = pd.concat([m.scores for m in measured.values()])
 ref = paper.table("tableS1_size")
 tables = [beside(m.scores, ref.filter(like=label, axis=0), f"{label}_x1", DIGITS, m.margins, m.differences)
           for label, m in measured.items()]
-display(pd.concat(tables).style.set_caption(f"Table S1 at profile '{profile.name}' (ours) beside the paper"))
-display(Markdown(uncertainty_note("each dataset's x1 model")))
+rangesS1 = table_ranges([(BOUNDS, DENSE)], profile, "Rand. init.")
+display(styled(pd.concat(tables), blind(rangesS1), f"Table S1 at profile '{profile.name}' (ours) beside the paper"))
+display(Markdown(uncertainty_note("each dataset's x1 model") + " " + blind_note(rangesS1)))
+display(rangesS1.style.format(precision=1, na_rep="-").format(precision=3, subset=pd.IndexSlice[["NYUD_depth_rmse"], :])
+        .set_caption("Each column's floor (constant prediction, random init.) and ceiling (the backbone trained with "
+                     "IN-118K's labels for the x1 models' steps); range: the ceiling's margin over the better floor"))
+
 display(Markdown(floor_summary(ours, constant_floors(TRANSFER, profile, DENSE))))
 if ours.isna().any().any():
     display(Markdown(f"**{int(ours.isna().sum().sum())} cells are missing**: run "

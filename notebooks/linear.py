@@ -45,7 +45,8 @@ results = {}
 for target in p.targets:
     r = results[target] = evaluate(target, backbone, p, device)
     r.predictions.save(predictions_file(run.dir, target))  # what the pages' bootstrap and paired tests read
-    print(f"{target:14s} {r.metric:18s} {r.test:6.1f}  95% interval [{r.interval[0]:.1f}, {r.interval[1]:.1f}]")
+    low, high = r.record()["interval"]
+    print(f"{target:14s} {r.metric:18s} {r.test:6.1f}  95% interval [{low:.1f}, {high:.1f}]")
 
 # %%
 pd.DataFrame([{"target": r.target, "metric": r.metric, "test": r.test, "95% interval": r.interval,

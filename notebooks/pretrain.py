@@ -12,10 +12,11 @@
 # ---
 
 # %% [markdown]
-# # Runner: MoCo-v2 pretraining
+# # Runner: pretraining (MoCo-v2, or a table's supervised ceiling)
 #
 # Executed by papermill (`revisit batch`) into the run's folder, one copy per run. It trains
-# MoCo-v2 (paper Sec. 2-3) on the experiment's dataset at the given profile, resuming from the
+# MoCo-v2 (paper Sec. 2-3) on the experiment's dataset at the given profile, or for a `kind: supervised`
+# experiment the same backbone with the dataset's labels (`revisit.supervised`), resuming from the
 # run's last checkpoint if there is one, and writes `metrics.json` last. Its loss curves are on the
 # book's pages (`revisit.plots.loss_curves` of `metrics.jsonl`): plotting here would cost every run
 # the import of matplotlib.

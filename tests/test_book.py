@@ -27,6 +27,10 @@ def test_book_builds_at_smoke_profile_with_table2(smoke_runs, tmp_path):
     assert "claims on Table 2, checked" in page and "claims checked here" in page
     assert "untested" not in page.split("claims on Table 2")[1].split("Table 3 at profile")[0]  # all have predictions
     assert "Non-overlapping pairs" in page and page.count("<img") >= 4
+    assert page.count("Supervised (ceiling)") >= 2 and "discriminate" in page  # Tables 2-3: floor and ceiling rows
+    twins = (tmp_path / "_build" / "html" / "notebooks" / "twins.html").read_text()
+    assert "Floor and ceiling of each column" in twins and "What was tuned" in twins and twins.count("<img") >= 2
+    assert "Table S1" in twins and "NYUD_depth_rmse" in twins
     assert (tmp_path / "_build" / "html" / "book" / "discrepancies.html").is_file()
     table4 = (tmp_path / "_build" / "html" / "notebooks" / "section4_1_multicrop.html").read_text()
     assert "Table 4" in table4 and "85.1" in table4 and "cells are missing" not in table4  # paper's +NN VOC mAP

@@ -1,6 +1,9 @@
-"""Kernels started side by side never collide, a kernel that dies at start is started again, a failing cell is not."""
+"""Kernels started side by side never collide, a kernel that dies at start is started again, a failing cell is not;
+kernels forked from the batch's zygote have its imports and die with their client."""
+import os
 import subprocess
 import sys
+import time
 
 import nbformat
 import papermill
@@ -91,3 +94,54 @@ def test_a_full_disk_leaves_the_last_complete_notebook(tmp_path, monkeypatch):
         kernels.execute_notebook(source, output, {}, ".", sys.stdout, echo=print)
     assert nbformat.read(output, as_version=4).cells  # complete JSON, not cut
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nb.ipynb", "out.ipynb"]  # no temporary left
+
+
+@pytest.fixture(scope="module")
+def warm():
+    """A zygote for this module's tests (it imports torch and the library once, a few seconds)."""
+    from revisit import zygote
+
+    with zygote.running() as path:
+        yield path
+
+
+def test_a_kernel_forked_from_the_zygote_has_the_imports_and_its_own_run(warm, tmp_path):
+    import psutil
+
+    source = trivial_notebook(tmp_path / "nb.ipynb", "import os, sys\nprint(value * 2, 'torch' in sys.modules, "
+                                                      "os.getcwd(), os.environ.get('MARK'), os.getppid())")
+    zygote_pid = next(p.pid for p in psutil.Process().children() if "--serve" in p.cmdline())
+    os.environ["MARK"] = "this run's environment"
+    try:
+        for value in (1, 2):
+            output = tmp_path / f"out{value}.ipynb"
+            kernels.execute_notebook(source, output, {"value": value}, tmp_path, sys.stdout)
+            text = nbformat.read(output, as_version=4).cells[-1].outputs[0].text
+            assert text == f"{2 * value} True {tmp_path} this run's environment {zygote_pid}\n"  # preloaded, forked
+            # from the zygote, in its own folder and environment
+    finally:
+        del os.environ["MARK"]
+
+
+def test_a_killed_client_takes_its_forked_kernel_with_it(warm, tmp_path):
+    import asyncio
+    import json
+
+    import psutil
+
+    connection = tmp_path / "kernel.json"
+    manager = kernels.IpcKernelManager(connection_file=str(connection))
+    manager.write_connection_file()
+    cmd = manager.format_kernel_cmd()
+    assert cmd[1:4] == ["-m", "revisit.zygote", warm]
+    client = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    zygote = next(p for p in psutil.Process().children() if "--serve" in p.cmdline())
+    deadline = time.time() + 60
+    while not zygote.children() and time.time() < deadline:
+        time.sleep(0.1)
+    kernel = zygote.children()[0]
+    assert json.loads(connection.read_text())["transport"] == "ipc" and kernel.is_running()
+    client.kill()
+    client.wait()
+    kernel.wait(timeout=10)  # the kernel saw its client's connection close and exited
+    asyncio.run(manager.cleanup_resources())  # its connection file and IPC sockets

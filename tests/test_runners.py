@@ -30,9 +30,10 @@ def test_batch_executes_the_book_runs_in_dependency_order(smoke_runs):
     order = [ln.split()[1] for ln in lines]
     assert order.index("pretrain/moco_coco_400ep") < order.index("linear/table2_coco")
     started = [ln.split()[1] for ln in lines if ": running in " in ln]
-    first_evaluation = next(i for i, name in enumerate(started) if not name.startswith("pretrain/"))
-    assert all(name.startswith("pretrain/") for name in started[:first_evaluation])
-    assert not any(name.startswith("pretrain/") for name in started[first_evaluation:])  # pretraining first
+    training = ("pretrain/", "supervised/")  # MoCo and the supervised ceilings
+    first_evaluation = next(i for i, name in enumerate(started) if not name.startswith(training))
+    assert all(name.startswith(training) for name in started[:first_evaluation])
+    assert not any(name.startswith(training) for name in started[first_evaluation:])  # pretraining first
     n = len(book_runs())
     assert n >= 80  # Sections 3-4 and Appendix C: pretraining, linear and dense-transfer runs
     assert f"{n} run, 0 already done, 0 failed" in proc.stdout
@@ -50,6 +51,30 @@ def test_batch_executes_the_book_runs_in_dependency_order(smoke_runs):
     for target, found in linear["targets"].items():  # every score with its interval and the predictions behind it
         assert found["interval"][0] <= found["interval"][1], target
         assert Predictions.load(predictions_file(coco, target)).value() == pytest.approx(found["test"]), target
+
+
+def test_ceilings_train_with_labels_and_bound_their_tables(smoke_runs, monkeypatch):
+    """The supervised ceilings run through papermill like any pretraining, their backbones are evaluated, and every
+    column of Tables 2 and 4 gets a floor, a ceiling and a verdict on whether it can discriminate."""
+    from revisit.config import load_profile
+    from revisit.results import CEILING, TABLE2, table_ranges
+
+    root, _, _ = smoke_runs
+    monkeypatch.setenv("REVISIT_RUNS", str(root))
+    dirs = run_dirs(root)
+    trained = next(d for d in dirs if d.name.startswith("supervised__in118k_400ep--"))
+    summary = json.loads((trained / "metrics.json").read_text())
+    assert summary["steps"] > 0 and 0 <= summary["final_acc"] <= 1 and (trained / "backbone.pt").is_file()
+    linear = json.loads(next(d for d in dirs if d.name.startswith("linear__table2_supervised--"))
+                        .joinpath("metrics.json").read_text())
+    assert linear["backbone"] == str(trained) and set(linear["targets"]) == set(TABLE2)
+    profile = load_profile("smoke")
+    ranges = table_ranges([({"rand": "linear/table2_random_init", CEILING: "linear/table2_supervised"}, TABLE2)],
+                          profile, "rand")
+    assert len(ranges) == 7 and ranges["verdict"].isin(["discriminates", "cannot discriminate at this profile"]).all()
+    dense = table_ranges([({"rand": "transfer/table4/random_init", CEILING: "transfer/table4/supervised"},
+                           ("voc_seg", "cityscapes_seg", "nyud_seg"))], profile, "rand")
+    assert dense["constant"].notna().all() and dense["ceiling"].notna().all()
 
 
 def test_rerun_skips_finished_runs_and_touches_nothing(smoke_runs):
@@ -124,8 +149,9 @@ def test_batch_runs_one_section_and_rejects_an_unknown_one(smoke_runs):
     root, env, _ = smoke_runs
     status = revisit("status", "--profile", "smoke", "--section", "section4_2", env=env)
     assert status.returncode == 0
-    assert [ln.split()[1] for ln in status.stdout.splitlines()] == ["pretrain/coco200/mc_cc_mlow_autoaugment",
-                                                                   "linear/table7/autoaugment"]
+    assert [ln.split()[1] for ln in status.stdout.splitlines()] == [
+        "pretrain/coco200/mc_cc_mlow_autoaugment", "linear/table7/autoaugment", "linear/table4/random_init",
+        "supervised/coco_200ep", "linear/table4/supervised"]  # Table 7 and the floor and ceiling of its column
     bad = revisit("batch", "--profile", "smoke", "--section", "section9", env=env)
     assert bad.returncode == 2 and "unknown section" in bad.stderr
 

@@ -1,11 +1,13 @@
 """Margins, paired differences and the generated verdicts, on run folders built by hand with known predictions."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from revisit import verdicts
 from revisit.bootstrap import Interval, Predictions, interval
 from revisit.config import load_profile
-from revisit.results import differences, margins, linear_scores, significant, tally, with_deltas
+from revisit.results import (CANNOT_DISCRIMINATE, blind, blind_note, column_ranges, differences, linear_scores, margins,
+                             significant, styled, tally, with_deltas)
 from revisit.rundir import METRICS, predictions_file, write_json
 from revisit.runs import plan
 from revisit.verdicts import Claim, verdict
@@ -112,3 +114,44 @@ def test_for_depth_lower_is_better(tmp_path):
     checked = verdicts.check([Claim("A better", runs["A"], runs["B"], "nyud_depth"),
                               Claim("B better", runs["B"], runs["A"], "nyud_depth")], profile)
     assert list(checked["verdict"]) == ["reproduced", "contradicted"]
+
+
+def test_a_column_whose_ceiling_does_not_clear_the_floor_is_blind(three_models):
+    """B (ceiling) beats A (floor) by 2.4 beyond the noise: the column discriminates; C (ceiling) is below A: blind,
+    and a claim on a blind column is untestable; a missing ceiling leaves the column untested."""
+    profile = three_models
+    clear = column_ranges(RUNS["B"], RUNS["A"], profile, ("cifar10",))
+    assert clear.at["CIFAR10", "verdict"] == "discriminates" and clear.at["CIFAR10", "range"] == pytest.approx(2.4)
+    low = column_ranges(RUNS["C"], RUNS["A"], profile, ("cifar10",))
+    assert low.at["CIFAR10", "verdict"] == CANNOT_DISCRIMINATE and blind(low) == ["CIFAR10"]
+    assert blind(clear) == [] and "Every column discriminates" in blind_note(clear)
+    above_constant = column_ranges(RUNS["B"], RUNS["A"], profile, ("cifar10",), pd.Series({"CIFAR10": 70.0}))
+    assert above_constant.at["CIFAR10", "verdict"] == CANNOT_DISCRIMINATE  # B (about 62%) is under a 70% constant
+    missing = column_ranges("linear/table2_random_init", RUNS["A"], profile, ("cifar10",))
+    assert missing.at["CIFAR10", "verdict"] == "untested" and blind(missing) == []
+    checked = verdicts.check([Claim("B above A", RUNS["B"], RUNS["A"], "cifar10")], profile, blind(low))
+    assert list(checked["verdict"]) == [verdicts.UNTESTABLE]
+    assert "1 untestable at this profile" in verdicts.summary(checked)
+    shown = styled(with_deltas(linear_scores(RUNS, profile, ("cifar10",)), "A"), blind(low)).to_html()
+    assert "CIFAR10 (blind)" in shown and "#9a9a9a" in shown
+
+
+def test_depth_rmse_ranges_count_lower_as_better():
+    """Depth: a ceiling whose rmse is lower than random init.'s by more than the noise discriminates."""
+    profile = load_profile("smoke")
+    rng = np.random.default_rng(1)
+    pixels = np.full(200, 100.0)
+    floor_err = rng.uniform(0.8, 1.2, 200) * 100 * 0.5 ** 2  # rmse about 0.5
+    for name, err in (("transfer/table4/random_init", floor_err), ("transfer/table3/supervised", floor_err * 0.36)):
+        run = plan(name, profile)
+        predictions = Predictions("rmse", pixels, err)
+        found = interval(predictions)
+        predictions.save(predictions_file(run.dir, "nyud_depth"))
+        (run.dir / "tasks").mkdir()
+        write_json(run.dir / "tasks" / "nyud_depth.json", {"value": found.value, "interval": [found.low, found.high],
+                                                            "details": {"constant": 0.6}})
+    found = column_ranges("transfer/table3/supervised", "transfer/table4/random_init", profile, ("nyud_depth",),
+                          pd.Series({"NYUD_depth_rmse": 0.6}))
+    row = found.loc["NYUD_depth_rmse"]
+    assert row["verdict"] == "discriminates" and row["range"] == pytest.approx(row["random init."] - row["ceiling"])
+    assert row["ceiling"] == pytest.approx(0.3, abs=0.02)

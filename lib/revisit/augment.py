@@ -159,7 +159,8 @@ def _resized(img, box, size):
 
 
 class ViewSet(Dataset):
-    """Wraps an ``ImageSet``: item ``i`` -> the crops of image ``i`` plus ``skipped``; ``collate`` colours a batch.
+    """Wraps an ``ImageSet``: item ``i`` -> the crops of image ``i``, ``skipped`` and ``image`` (the index of the image
+    drawn, whose label a supervised model reads); ``collate`` colours a batch.
 
     An unreadable image is replaced by the next readable one (the batch keeps its size, so the
     queue stays divisible by it) and ``skipped`` (0 or 1) counts it for the run's metrics: only item
@@ -186,7 +187,8 @@ class ViewSet(Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash((self.seed, self.epoch, i)) & (2**62 - 1))
             views = self.transform.crops(img)
-        return {**views, "skipped": int(step > 0), "index": i}
+        return {**views, "skipped": int(step > 0), "index": i, "image": (i + step) % len(self.images)}
+
 
     def collate(self, samples: list[dict]) -> dict:
         """Stack the samples and colour them, seeded by (seed, epoch, first index): the same in any worker."""

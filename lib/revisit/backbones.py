@@ -134,3 +134,11 @@ def evaluated_backbone(run) -> tuple[nn.Module, str, str]:
         torch.manual_seed(p.seed)
         return build_backbone(p.arch, p.width), "random initialisation", device
     return load_backbone(run.needs.dir / BACKBONE, p.arch, p.width), str(run.needs.dir), device
+
+
+def channels_last(x):
+    """``x`` (a module, or a batch of images) in the channels-last memory layout, where convolutions run 1.2-1.3x
+    faster on the CPU (oneDNN) and on tensor-core GPUs; tensors that are not 4-D come back as they are."""
+    if isinstance(x, nn.Module):
+        return x.to(memory_format=torch.channels_last)
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x

@@ -13,6 +13,7 @@ leaves ``error.txt``, signals included.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -27,12 +28,14 @@ import jupytext
 import papermill
 import yaml
 
-from . import kernels, rundir
-from .config import PROJECT_ROOT, Profile, params_root
+from . import kernels, rundir, zygote
+
+from .config import PRETRAINING, PROJECT_ROOT, Profile, params_root
 from .runs import Run, plan, prepare, runs_root
 
-NOTEBOOKS = {"pretrain": PROJECT_ROOT / "notebooks" / "pretrain.py", "linear": PROJECT_ROOT / "notebooks" / "linear.py",
-             "transfer": PROJECT_ROOT / "notebooks" / "transfer.py"}
+NOTEBOOKS = {"pretrain": PROJECT_ROOT / "notebooks" / "pretrain.py",
+             "supervised": PROJECT_ROOT / "notebooks" / "pretrain.py",  # the same loop trains the ceilings
+             "linear": PROJECT_ROOT / "notebooks" / "linear.py", "transfer": PROJECT_ROOT / "notebooks" / "transfer.py"}
 
 
 def book_experiments(root: Path | None = None) -> dict[str, list[str]]:
@@ -138,10 +141,11 @@ def run_all(names, profile: Profile, echo=print, jobs: int = 1) -> Report:
     report = Report()
     tags = {run.run_id: f"[{i}/{len(runs)}] {run.experiment.name} @ {profile.name}" for i, run in enumerate(runs, 1)}
     pending, running, waiting = list(runs), {}, set()
+    warm = contextlib.ExitStack()  # the zygote that kernels fork from, started with the first run executed
     try:
         while pending or running:
             # Pretraining runs first: they are long and unblock the evaluations, which then fill both cores at the end
-            for run in sorted(pending, key=lambda r: r.experiment.kind != "pretrain"):
+            for run in sorted(pending, key=lambda r: r.experiment.kind not in PRETRAINING):
                 if len(running) >= max(jobs, 1):
                     break
                 tag = tags[run.run_id]
@@ -165,6 +169,8 @@ def run_all(names, profile: Profile, echo=print, jobs: int = 1) -> Report:
                     continue
                 action = "resuming" if run.status in ("partial", "failed") else "running"
                 pending.remove(run)
+                if not os.environ.get(zygote.SOCKET_ENV):
+                    warm.enter_context(zygote.running())
                 if jobs <= 1:
                     echo(f"{tag}: {action} in {run.dir}")
                     _finish(report, run, tag, time.time(), _execute_here(run), echo)
@@ -191,6 +197,8 @@ def run_all(names, profile: Profile, echo=print, jobs: int = 1) -> Report:
         for _, _, proc in running.values():
             _stop(proc)
         raise
+    finally:
+        warm.close()
     return report
 
 

@@ -189,7 +189,17 @@ class TransferParams:
     threads: int = field(default=0, metadata=_range(0, 1024))  # torch intra-op threads; 0 = torch's default
 
 
-KINDS = {"pretrain": PretrainParams, "linear": LinearParams, "transfer": TransferParams}
+@dataclass(frozen=True)
+class SupervisedParams(PretrainParams):
+    """The ceiling of a table (not in the paper): the backbone trained with the pretraining set's labels
+    (cross-entropy, or binary cross-entropy for multi-label sets) on MoCo's anchor view, with the budget of the MoCo
+    models it bounds. The same fields as ``PretrainParams``; the contrastive ones (queue, momentum, crops beyond
+    the anchor) are unused."""
+
+
+KINDS = {"pretrain": PretrainParams, "supervised": SupervisedParams, "linear": LinearParams,
+         "transfer": TransferParams}
+PRETRAINING = ("pretrain", "supervised")  # kinds that train a backbone; a profile's `pretrain` section sets both
 
 
 def _as_number(value, hint):
@@ -331,11 +341,14 @@ def load_profile(name: str, root: Path | None = None) -> Profile:
         available = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
         raise ParamsError(f"unknown profile {name!r} ({path} missing); available: {available}")
     data = _read_yaml(path)
-    allowed = {"description", "scale", "experiments", *KINDS}
+    allowed = {"description", "scale", "experiments", *KINDS} - {"supervised"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ParamsError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-    overrides = {kind: validate(cls, data.get(kind) or {}, f"{path} [{kind}]") for kind, cls in KINDS.items()}
+    overrides = {kind: validate(cls, data.get(kind) or {}, f"{path} [{kind}]") for kind, cls in KINDS.items()
+                 if kind != "supervised"}
+    overrides["supervised"] = overrides["pretrain"]  # a ceiling trains under the budget of the models it bounds
+
     scale = data.get("scale") or {}
     if not isinstance(scale, dict):
         raise ParamsError(f"{path}: 'scale' must map parameter names to factors, got {scale!r}")

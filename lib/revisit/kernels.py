@@ -12,6 +12,7 @@ disk leaves the last complete notebook rather than one cut mid-JSON.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import uuid
 from pathlib import Path
@@ -21,7 +22,8 @@ from jupyter_client.manager import AsyncKernelManager
 from papermill.iorw import papermill_io
 from traitlets import CaselessStrEnum, default
 
-from . import rundir
+from . import rundir, zygote
+
 
 START_TRIES = 3
 
@@ -56,6 +58,15 @@ class IpcKernelManager(AsyncKernelManager):
     @default("ip")
     def _unique_ip(self):
         return str(Path(tempfile.gettempdir()) / f"revisit-kernel-{uuid.uuid4().hex[:16]}")
+
+    def format_kernel_cmd(self, extra_arguments=None) -> list[str]:
+        """ipykernel's command, or where the batch runs a zygote (``revisit.zygote``) the client that forks the
+        kernel from it, with every import of the runner notebooks already done."""
+        cmd = super().format_kernel_cmd(extra_arguments)
+        path = os.environ.get(zygote.SOCKET_ENV)
+        if path and cmd[1:3] == ["-m", "ipykernel_launcher"]:
+            return [cmd[0], "-m", "revisit.zygote", path, *cmd[3:]]
+        return cmd
 
 
 def _started(output: Path) -> bool:

@@ -131,12 +131,11 @@ class LinearResult:
     interval: list = field(default_factory=list)  # [low, high]: 95% bootstrap interval over test images
     predictions: Predictions | None = field(default=None, repr=False)  # test labels and predictions, for the bootstrap
 
-    def __post_init__(self):
+    def record(self) -> dict:
+        """The result as JSON-ready fields, with its interval (bootstrapped here, on first use: Figure 5's snapshot
+        scores never need one); the predictions are kept apart, in ``predictions/<target>.npz``."""
         if self.predictions is not None and not self.interval:
             self.interval = bounds(self.predictions)
-
-    def record(self) -> dict:
-        """The result as JSON-ready fields (the predictions are kept apart, in ``predictions/<target>.npz``)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "predictions"}
 
 

@@ -99,6 +99,15 @@ class MoCo(nn.Module):
     def backbone(self) -> nn.Module:
         return self.encoder_q[0]
 
+    def inputs(self, batch: dict, device) -> tuple:
+        """What ``forward`` takes from a ``ViewSet`` batch: the anchors, the positives and the small crops."""
+        return tuple(batch[k].to(device, non_blocking=True) for k in ("anchor", "positive", "small"))
+
+    def accuracy(self, logits, *inputs) -> float:
+        """Instance-discrimination accuracy: how often the positive key has the highest logit of ``forward``'s."""
+        return (logits.argmax(1) == 0).float().mean().item()
+
+
     @torch.no_grad()
     def momentum_update(self):
         for pk, pq in zip(self.encoder_k.parameters(), self.encoder_q.parameters()):

@@ -231,3 +231,48 @@ def retrieved_segments(examples):
         a.grid(False)
     fig.tight_layout()
     return fig
+
+
+def image_rows(rows: dict, columns: int = 8):
+    """Twins page: a row of ``columns`` images per entry of ``rows`` (``{title: (N, H, W, 3) uint8}``), titled on the
+    left; each row's images are its first ``columns``."""
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.35 * columns + 1.2, 1.45 * len(rows)), squeeze=False)
+    for i, (title, images) in enumerate(rows.items()):
+        for j in range(columns):
+            if j < len(images):
+                axes[i, j].imshow(images[j])
+            axes[i, j].set_xticks([]), axes[i, j].set_yticks([])
+            axes[i, j].grid(False)
+            for side in axes[i, j].spines.values():
+                side.set_visible(False)
+        axes[i, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def dense_examples(examples: dict, columns: int = 4):
+    """Twins page: each dense twin's images over their ground truth (``{title: (images, targets)}``: label maps are
+    coloured per class, depth maps shaded, boxes drawn)."""
+    fig, axes = plt.subplots(2 * len(examples), columns, figsize=(1.6 * columns + 1.2, 3.1 * len(examples)),
+                             squeeze=False)
+    for i, (title, (images, targets)) in enumerate(examples.items()):
+        for j in range(min(columns, len(images))):
+            top, bottom = axes[2 * i, j], axes[2 * i + 1, j]
+            top.imshow(images[j])
+            target = targets[j]
+            if hasattr(target, "boxes"):  # detection: boxes on the image
+                bottom.imshow(images[j])
+                for x0, y0, x1, y1 in np.asarray(target.boxes):
+                    bottom.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="#ffcc00", lw=1.2))
+            elif np.issubdtype(np.asarray(target).dtype, np.floating):
+                bottom.imshow(np.asarray(target), cmap="magma_r")
+            else:
+                labels = np.asarray(target).astype(np.int64)
+                bottom.imshow(_label_colours(np.where(labels == 255, 0, labels), int(labels[labels != 255].max(initial=0))))
+        axes[2 * i, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
+        axes[2 * i + 1, 0].set_ylabel("ground truth", rotation=0, ha="right", va="center", fontsize=8)
+    for a in axes.flat:
+        a.set_xticks([]), a.set_yticks([])
+        a.grid(False)
+    fig.tight_layout()
+    return fig

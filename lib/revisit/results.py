@@ -240,7 +240,83 @@ def constant_floors(experiments: dict, profile: Profile, tasks=tuple(TASK_COLUMN
     return pd.Series(floors, dtype=float)
 
 
+CANNOT_DISCRIMINATE = "cannot discriminate at this profile"
+
+
+def column_ranges(ceiling: str, floor: str, profile: Profile, evaluations, constants: pd.Series | None = None
+                  ) -> pd.DataFrame:
+    """Per column (rows of the result, by label): the range a model can move in at this profile.
+
+    ``floor`` is the random-init. run and ``ceiling`` the supervised one; ``constants`` the constant-prediction scores
+    of the dense columns (``constant_floors``). A column discriminates when the ceiling beats the random init.
+    beyond the noise (paired bootstrap over the same test images, 95%) and its interval clears the constant
+    prediction; ``range`` is the ceiling's margin over the better floor (for the depth rmse, the floor's excess)."""
+    constants = pd.Series(dtype=float) if constants is None else constants
+    top = scores({"ceiling": ceiling, "floor": floor}, profile, evaluations)
+    rows = {}
+    for key in evaluations:
+        col = COLUMNS[key]
+        lower = key in LOWER_IS_BETTER
+        ceil, rand, const = top.at["ceiling", col], top.at["floor", col], constants.get(col, np.nan)
+        best_floor = pd.Series([rand, const]).min() if lower else pd.Series([rand, const]).max()  # NaN: none known
+        gain = difference(ceiling, floor, profile, key)
+        record = _found(plan(ceiling, profile)).get(key, {})
+        low, high = (record.get("interval") or [np.nan, np.nan])
+        if gain is None or pd.isna(ceil):
+            verdict = "untested"
+        else:
+            beats_random = gain.high < 0 if lower else gain.low > 0
+            beats_constant = pd.isna(const) or (number(high) < const if lower else number(low) > const)
+            verdict = "discriminates" if beats_random and beats_constant else CANNOT_DISCRIMINATE
+        rows[col] = {"constant": const, "random init.": rand, "ceiling": ceil,
+                     "range": (best_floor - ceil) if lower else (ceil - best_floor), "verdict": verdict}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["constant", "random init.", "ceiling", "range", "verdict"])
+
+
+CEILING = "Supervised (ceiling)"  # the row label of a table's ceiling
+
+
+def table_ranges(groups: list, profile: Profile, floor: str, ceiling: str = CEILING) -> pd.DataFrame:
+    """``column_ranges`` of a table whose column groups come from different runs (as ``measure``'s ``groups``), with
+    the rows labelled ``floor`` (random init.) and ``ceiling`` in each group; dense columns get their constant floor."""
+    return pd.concat([column_ranges(runs[ceiling], runs[floor], profile, evaluations,
+                                    constant_floors(runs, profile, evaluations)) for runs, evaluations in groups])
+
+
+def blind(ranges: pd.DataFrame) -> list[str]:
+
+    """The columns of ``column_ranges`` that no model could move at this profile."""
+    return [col for col in ranges.index if ranges.at[col, "verdict"] == CANNOT_DISCRIMINATE]
+
+
+def styled(table: pd.DataFrame, blind_columns=(), caption: str = ""):
+    """``table`` as a Styler whose columns that cannot discriminate are greyed and headed "<column> (blind)":
+    a number no model could move is shown, never presented as a result."""
+    names = {col: f"{col} (blind)" for col in blind_columns if col in table.columns}
+    shown = table.rename(columns=names)
+    style = shown.style.set_caption(caption)
+    if names:
+        ours = shown.index.get_level_values(-1) == "ours" if shown.index.nlevels > 1 else np.ones(len(shown), bool)
+        style = style.set_properties(subset=pd.IndexSlice[shown.index[ours], list(names.values())],
+                                     **{"color": "#9a9a9a", "background-color": "#f3f3f3"})
+    return style
+
+
+def blind_note(ranges: pd.DataFrame) -> str:
+    """The legend of ``styled``: which columns cannot discriminate and why, or that every column can."""
+    cols = blind(ranges)
+    untested = [col for col in ranges.index if ranges.at[col, "verdict"] == "untested"]
+    text = ("Every column discriminates: the supervised ceiling beats random init. beyond the noise." if not cols else
+            f"**{', '.join(cols)}: {CANNOT_DISCRIMINATE}** (greyed, marked *blind*): the backbone trained with labels "
+            "under the same budget does not beat random init. beyond the noise (paired bootstrap over the test "
+            "images, 95%) or does not clear the constant prediction, so no model's number there is a result.")
+    if untested:
+        text += f" Not yet tested (ceiling or floor missing): {', '.join(untested)}."
+    return text
+
+
 def floor_summary(scores: pd.DataFrame, floors: pd.Series) -> str:
+
     """One sentence: each column's constant-prediction floor and how many rows clear it (rmse: lower)."""
     parts = []
     for col in scores.columns:

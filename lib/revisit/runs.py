@@ -17,8 +17,8 @@ from pathlib import Path
 import yaml
 
 from . import rundir
-from .config import (DENSE_RECIPE_VERSION, PROJECT_ROOT, RECIPE_VERSION, Experiment, ParamsError, Profile, load_experiment,
-                     params_hash, resolve)
+from .config import (DENSE_RECIPE_VERSION, PRETRAINING, PROJECT_ROOT, RECIPE_VERSION, Experiment, ParamsError, Profile,
+                     load_experiment, params_hash, resolve)
 
 
 def runs_root() -> Path:
@@ -77,7 +77,8 @@ def plan(name: str, profile: Profile, referrer: str | None = None) -> Run:
     needs = None
     if experiment.kind in ("linear", "transfer") and params.pretrain:
         needs = plan(params.pretrain, profile, referrer=f"{experiment.path}: key 'pretrain'")
-        if needs.experiment.kind != "pretrain":
+        if needs.experiment.kind not in PRETRAINING:
+
             raise ParamsError(f"{experiment.path}: 'pretrain' must name a pretraining experiment, got {params.pretrain}")
         if (needs.params.arch, needs.params.width) != (params.arch, params.width):
             raise ParamsError(f"{experiment.path}: arch/width {params.arch}/{params.width} differ from the pretraining "

@@ -1,4 +1,5 @@
-"""MoCo-v2 pretraining loop (paper Sec. 3 "Setup", App. A.1), with the additions of Sec. 4.
+"""MoCo-v2 pretraining loop (paper Sec. 3 "Setup", App. A.1), with the additions of Sec. 4; the same loop trains a
+table's supervised ceiling (``revisit.supervised``) under the same budget.
 
 SGD (momentum 0.9, weight decay 1e-4), lr = base_lr x batch / 256 with a per-epoch cosine
 schedule (as the official MoCo code), mixed precision on CUDA. The params choose the views
@@ -36,19 +37,24 @@ from tqdm import tqdm
 
 from . import rundir
 from .augment import Views, ViewSet
-from .backbones import build_backbone
-from .config import PretrainParams
+from .backbones import build_backbone, channels_last
+from .config import PretrainParams, SupervisedParams
 from .moco import MoCo
 from .rundir import BACKBONE, CHECKPOINT, LOG, PREVIOUS_CHECKPOINT, SNAPSHOTS
+from .supervised import Supervised
 
 
 class NonFiniteError(FloatingPointError):
     """Training produced a NaN or infinite loss or gradient; the run stops and its checkpoints stay as they were."""
 
 
-def build_model(p: PretrainParams) -> MoCo:
-    """The MoCo-v2 model a params set describes."""
+def build_model(p: PretrainParams, images=None) -> MoCo | Supervised:
+    """The model a params set describes: MoCo-v2, or for ``SupervisedParams`` the classifier on ``images``' labels."""
     backbone = build_backbone(p.arch, p.width)
+    if isinstance(p, SupervisedParams):
+        if images is None or images.labels is None:
+            raise ValueError(f"{getattr(images, 'name', p.dataset)} has no labels: a supervised ceiling cannot train on it")
+        return Supervised(backbone, images.labels)
     return MoCo(backbone, dim=p.dim, queue_size=p.queue_size, momentum=p.momentum, temperature=p.temperature,
                 bn_groups=p.bn_groups, nn_k=p.nn_k if p.nn_lambda else 0, nn_features=p.nn_features)
 
@@ -131,7 +137,8 @@ def read_log(run_dir) -> list[dict]:
 
 
 def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, progress: bool = True) -> dict:
-    """Train MoCo-v2 on ``images`` (an ``ImageSet``) into ``run_dir``; resumes if a checkpoint is there.
+    """Train MoCo-v2 (or, for ``SupervisedParams``, the supervised ceiling) on ``images`` (an ``ImageSet``) into
+    ``run_dir``; resumes if a checkpoint is there.
 
     Returns the run's summary metrics (final loss and instance accuracy, throughput, skipped images).
     """
@@ -151,9 +158,9 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         torch.cuda.set_device(device)
     torch.manual_seed(p.seed)
-    model = build_model(p).to(device)
-    optimizer = torch.optim.SGD(model.encoder_q.parameters(), lr=cosine_lr(p, 0), momentum=p.sgd_momentum,
-                                weight_decay=p.weight_decay)
+    model = channels_last(build_model(p, images).to(device))
+    trained = [q for q in model.parameters() if q.requires_grad]  # MoCo: the query encoder (keys follow by EMA)
+    optimizer = torch.optim.SGD(trained, lr=cosine_lr(p, 0), momentum=p.sgd_momentum, weight_decay=p.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda"))
     start_epoch, train_seconds = 0, 0.0
     state = load_checkpoint(run_dir)
@@ -189,26 +196,26 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
         epoch_start = time.perf_counter()
         with open(run_dir / LOG if rank == 0 else os.devnull, "a") as log:
             for step, batch in enumerate(bar):
-                anchor, positive, small = (batch[k].to(device, non_blocking=True) for k in ("anchor", "positive", "small"))
+                inputs = tuple(channels_last(x) for x in model.inputs(batch, device))
                 global_step = epoch * steps_per_epoch + step
                 nn_weight = p.nn_lambda if global_step >= warmup_steps else 0.0
                 with torch.autocast("cuda", enabled=device.startswith("cuda")):
-                    loss, logits, loss_nn = net(anchor, positive, small, nn_weight=nn_weight,
+                    loss, logits, loss_nn = net(*inputs, nn_weight=nn_weight,
                                                 enqueue_first=p.nn_startup == "enqueue_first")
                 _check_finite("loss", loss, global_step, epoch, p)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)
-                grad_norm = torch.nn.utils.get_total_norm([q.grad for q in model.encoder_q.parameters()
-                                                           if q.grad is not None])
+                grad_norm = torch.nn.utils.get_total_norm([q.grad for q in trained if q.grad is not None])
                 if not scaler.is_enabled():  # with AMP the scaler skips a step with inf gradients and lowers its scale
                     _check_finite("gradient norm", grad_norm, global_step, epoch, p)
                 scaler.step(optimizer)
                 scaler.update()
-                window.add(anchor.shape[0] * world, batch)
+                window.add(inputs[0].shape[0] * world, batch)
                 if (step + 1) % p.log_every == 0 or step + 1 == steps_per_epoch:
                     record = {"epoch": epoch, "step": global_step + 1, "loss": loss.item(), "loss_nn": loss_nn.item(),
-                              "nn_weight": nn_weight, "acc": (logits.argmax(1) == 0).float().mean().item(),
+                              "nn_weight": nn_weight, "acc": model.accuracy(logits.detach(), *inputs),
+
                               "grad_norm": grad_norm.item(), "lr": lr,
                               "train_s": train_seconds + time.perf_counter() - epoch_start,
                               **window.flush(device if world > 1 else None)}

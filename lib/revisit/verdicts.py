@@ -45,8 +45,12 @@ def verdict(gain: Interval | None, expect: str = ">") -> str:
     return "consistent (within the noise)" if expect == ">=" else "not separated"
 
 
-def check(claims: list[Claim], profile: Profile) -> pd.DataFrame:
-    """One row per claim: the paper's statement, our difference with its 95% paired interval, and the verdict."""
+UNTESTABLE = "untestable at this profile"
+
+
+def check(claims: list[Claim], profile: Profile, blind=()) -> pd.DataFrame:
+    """One row per claim: the paper's statement, our difference with its 95% paired interval, and the verdict.
+    A claim on a column in ``blind`` (``results.blind``: no model could move it) is untestable at this profile."""
     rows = []
     for claim in claims:
         found = difference(claim.a, claim.b, profile, claim.evaluation)
@@ -57,7 +61,7 @@ def check(claims: list[Claim], profile: Profile) -> pd.DataFrame:
         rows.append({"claim": claim.text, "evaluation": COLUMNS[claim.evaluation],
                      "ours: difference [95% interval]": "-" if found is None else
                      f"{found.value:+.{d}f} [{found.low:+.{d}f}, {found.high:+.{d}f}]",
-                     "verdict": verdict(gain, claim.expect)})
+                     "verdict": UNTESTABLE if COLUMNS[claim.evaluation] in blind else verdict(gain, claim.expect)})
     return pd.DataFrame(rows, columns=["claim", "evaluation", "ours: difference [95% interval]", "verdict"])
 
 
@@ -65,7 +69,9 @@ def summary(checked: pd.DataFrame) -> str:
     """One sentence counting the verdicts of ``check``'s table."""
     counts = checked["verdict"].value_counts()
     parts = [f"{counts[v]} {v}" for v in ("reproduced", "consistent (within the noise)", "not separated",
-                                          "contradicted", "untested") if v in counts]
+                                          "contradicted", UNTESTABLE, "untested") if v in counts]
     return (f"Of the paper's {len(checked)} claims checked here: " + ", ".join(parts) + ". A claim is reproduced when "
             "the paired bootstrap interval of the difference (same test images, 95%) lies on the paper's side of 0, "
-            "contradicted when it lies on the other side, and not separated when it holds 0.")
+            "contradicted when it lies on the other side, and not separated when it holds 0; it is untestable when "
+            "its column cannot discriminate at this profile (the supervised ceiling does not clear the floor).")
+

@@ -37,6 +37,15 @@ from .twins import (RECIPE_VERSION, SCENE_PALETTES, SIZE, UNIVERSE, _finish, _rg
 IGNORE = 255
 TWIN_SPLITS = ("train", "val", "test")
 _STREAMS = ("voc_segmentation", "voc_detection", "cityscapes", "nyud", "davis")  # one random stream each
+KEEPS = {  # dense task -> what its twin keeps of the benchmark (the book's twins page lists them)
+    "voc_seg": "1-4 big objects of the 20 VOC classes on a scene; VOC's void band around objects",
+    "cityscapes_seg": "street scenes labelled with the 19 train ids: large stuff classes and small things",
+    "nyud_seg": "a box room in perspective with 37 kinds of objects on the floor and the back wall",
+    "nyud_depth": "the same rooms' metric depth of the visible surface, with Kinect-like holes",
+    "voc_det": "the VOC scenes' objects as boxes with difficult flags",
+    "davis": "short videos of 2-3 objects moving over a panning scene, occluding each other",
+}
+
 
 
 def _rng(stream: str, split: str, seed: int) -> np.random.Generator:

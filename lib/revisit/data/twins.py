@@ -28,6 +28,21 @@ from ..config import RECIPE_VERSION
 from .images import ImageSet
 
 SIZE = 64  # native twin resolution; crops and linear-eval resizes go to the profile's size
+KEEPS = {  # twin -> the property of the real dataset it keeps (the book's twins page lists them)
+    "in118k": "object-centric: one central object per image; 32 classes of uniform size",
+    "in118k_lt": "IN-118K's images with Pareto (alpha 6) class sizes, as the paper's long-tailed subset",
+    "coco": "scene-centric: several small objects on a scene background; imbalanced object classes",
+    "oi118k": "scene-centric like COCO, denser and more varied scenes",
+    "bdd100k": "domain-specific: monotonous street views with few object classes",
+    "cifar10": "small whole objects, 10 classes",
+    "cars": "fine-grained: one body shape, classes told apart by shape details and paint",
+    "food": "close-up textures: many small objects of one class fill the frame",
+    "pets": "fine-grained animals; scored by mean per-class accuracy",
+    "places": "scene labels: a palette and a typical mix of objects per scene class",
+    "sun": "scene labels, as Places with other classes",
+    "voc": "multi-label: the 20 VOC classes as objects in scenes; scored by mAP",
+}
+
 SHAPES = ("disk", "square", "triangle", "diamond", "star", "cross", "ring", "ellipse")
 TEXTURES = ("solid", "stripes", "checker", "dots")
 UNIVERSE = [f"{s}-{t}" for s in SHAPES for t in TEXTURES]  # 32 object classes
