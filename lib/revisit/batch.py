@@ -14,7 +14,6 @@ leaves ``error.txt``, signals included.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -227,14 +226,6 @@ def _execute_here(run: Run) -> str | None:
     return None
 
 
-def _die_with_parent(parent: int):
-    """In a child, before it runs: ask Linux to send it SIGTERM when the batch dies (even by SIGKILL)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the batch died before the request took effect
-            os._exit(1)
-
-
 def _spawn(run: Run) -> subprocess.Popen:
     """Execute one run in a child ``revisit batch`` whose output goes to the run's ``batch.log``.
 
@@ -244,7 +235,7 @@ def _spawn(run: Run) -> subprocess.Popen:
     with open(run.dir / rundir.BATCH_LOG, "a") as log:  # the child keeps its own copy of the descriptor
         return subprocess.Popen([sys.executable, "-m", "revisit.cli", "batch", "--profile", run.profile.name,
                                  run.experiment.name], stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-                                start_new_session=True, preexec_fn=lambda: _die_with_parent(parent))
+                                start_new_session=True, preexec_fn=lambda: zygote.die_with_parent(parent))
 
 
 def _child_error(run: Run, returncode: int) -> str | None:

@@ -284,7 +284,6 @@ def table_ranges(groups: list, profile: Profile, floor: str, ceiling: str = CEIL
 
 
 def blind(ranges: pd.DataFrame) -> list[str]:
-
     """The columns of ``column_ranges`` that no model could move at this profile."""
     return [col for col in ranges.index if ranges.at[col, "verdict"] == CANNOT_DISCRIMINATE]
 

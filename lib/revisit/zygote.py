@@ -37,12 +37,15 @@ WAIT_FOR_ZYGOTE = 180.0  # seconds a client waits for the zygote's socket (the z
 # starts a kernel of its own
 
 
-def _die_with_parent():
-    """Ask Linux to send this process SIGTERM when its parent dies (even by SIGKILL)."""
+def die_with_parent(parent: int | None = None):
+    """Ask Linux to send this process SIGTERM when its parent dies (even by SIGKILL). With ``parent`` (the pid the
+    caller expects as its parent, e.g. in a ``preexec_fn``), exit at once if that parent died before the request."""
     if sys.platform.startswith("linux"):
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        if parent is not None and os.getppid() != parent:
+            os._exit(1)
 
 
 # ---- the zygote ------------------------------------------------------------------------------------------------
@@ -53,7 +56,7 @@ def serve(path: str, preload=PRELOAD):
     import gc
     import importlib
 
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     for name in preload:
         importlib.import_module(name)
@@ -192,7 +195,7 @@ def _connect(path: str, wait: float) -> socket.socket | None:
 def client(path: str, argv: list[str], wait: float = WAIT_FOR_ZYGOTE) -> int:
     """Have the zygote at ``path`` fork a kernel with ipykernel's ``argv``, stand in for it and return its exit
     status; without a zygote, become an ordinary kernel."""
-    _die_with_parent()  # jupyter_client's process died: so does the kernel, through the closed connection
+    die_with_parent()  # jupyter_client's process died: so does the kernel, through the closed connection
     conn = _connect(path, wait)
     if conn is None:
         os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *argv])
