@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from revisit.backbones import build_backbone
-from revisit.moco import MoCo, info_nce, info_nce_logits, knn_loss
+from revisit.moco import MoCo, info_nce, info_nce_logits, knn_loss, mlp_head
 
 
 def plain_info_nce(positives, anchors, queue, t):
@@ -59,6 +59,25 @@ def test_moco_step_updates_queue_and_key_encoder():
     assert not torch.equal(model.queue[:, :8], queue_before[:, :8]) and torch.equal(model.queue[:, 8:], queue_before[:, 8:])
     assert torch.allclose(model.queue[:, :8].norm(dim=0), torch.ones(8))
     assert model.encoder_k[0].stem[0].weight.grad is None  # no gradient reaches the key encoder
+
+
+def test_head_bn_normalises_each_channel_over_every_positive():
+    """The optional hidden BN sees (B, L, C) positives as B x L samples, as a plain per-channel loop does."""
+    torch.manual_seed(0)
+    head = mlp_head(6, 5, 3, bn=True).train()
+    x = torch.randn(4, 3, 6)
+    hidden = head[1](head[0](x))  # Linear, then the BN
+    flat = head[0](x).reshape(-1, 5)
+    for c in range(5):
+        col = flat[:, c]
+        expected = (col - col.mean()) / torch.sqrt(col.var(unbiased=False) + 1e-5)
+        assert torch.allclose(hidden[..., c].reshape(-1), expected, atol=1e-5)
+    assert len(mlp_head(6, 5, 3)) == 3  # MoCo-v2's head: Linear-ReLU-Linear, no BN
+    model = small_moco(head_bn=True)
+    x = torch.randn(8, 3, 16, 16)
+    loss, logits, _ = model(x, x.flip(-1), torch.randn(8, 2, 3, 8, 8))
+    loss.backward()
+    assert logits.shape == (8 * 3, 17) and torch.isfinite(loss)
 
 
 def test_queue_must_be_divisible_by_batch():

@@ -26,7 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Twin recipes enter the ids of twin runs (a new recipe is new data). Bump when a recipe in data/twins.py or
 # data/dense_twins.py changes: cached twins and the runs on them are then made anew. They live here, not beside
 # the recipes, so that planning a run imports no torch (each run's batch process starts in about a second).
-RECIPE_VERSION = 5
+RECIPE_VERSION = 6
 DENSE_RECIPE_VERSION = 1
 
 
@@ -98,6 +98,7 @@ class PretrainParams:
     temperature: float = field(default=0.2, metadata=_range(1e-4))
     queue_size: int = field(default=65536, metadata=_range(1, 2**24))
     dim: int = field(default=128, metadata=_range(1, 65536))
+    head_bn: bool = False  # BN in the head's hidden layer: MoCo-v2 has none (App. A.1); profile cpu needs it to start
     crop_size: int = field(default=224, metadata=_range(8, MAX_SIDE))
     crop_scale: tuple[float, float] = field(default=(0.2, 1.0), metadata=_range(0.0, 1.0, above=True, increasing=True))
     bn_groups: int = field(default=8, metadata=_range(1, 1024))  # shuffle-BN emulation

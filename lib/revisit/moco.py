@@ -1,6 +1,6 @@
 """MoCo-v2 (paper Sec. 2, Eq. 1; He et al. 2020, Chen et al. 2020) and kNN-MoCo (Sec. 4.3, Eq. 2).
 
-Query encoder f = backbone g + MLP head h (no BN in the head, App. A.1); momentum encoder f'
+Query encoder f = backbone g + MLP head h (no BN in the head, App. A.1; ``head_bn`` adds one for short schedules); momentum encoder f'
 initialised as a copy and updated as an EMA; a queue of K keys kept as a buffer so that it is
 checkpointed with the model. Multi-crop (Sec. 4.1): every anchor has 1 + N positives, encoded in
 one pass per resolution and matched with their own anchor; small crops never reach the momentum
@@ -58,9 +58,21 @@ def knn_loss(pos_backbone, queue_backbone, pos_logits, k, temperature):
     return -log_prob.gather(1, neighbours).mean()
 
 
-def mlp_head(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
-    """Projection head h: Linear-ReLU-Linear, no batch norm (App. A.1)."""
-    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim))
+class LastDimBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d over the last dimension of a ``(..., C)`` tensor (the head sees ``(B, L, C)`` positives)."""
+
+    def forward(self, x):
+        return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
+
+
+def mlp_head(in_dim: int, hidden_dim: int, out_dim: int, bn: bool = False) -> nn.Sequential:
+    """Projection head h: Linear-ReLU-Linear, no batch norm (App. A.1); ``bn`` adds one after the first Linear.
+
+    The hidden BN (SimCLR, MoCo v3) spreads the random-init embeddings at once: without it, the CPU
+    profile's 184 steps end in MoCo's start-up phase, where every key looks alike (``PretrainParams.head_bn``).
+    """
+    norm = [LastDimBatchNorm(hidden_dim)] if bn else []
+    return nn.Sequential(nn.Linear(in_dim, hidden_dim), *norm, nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim))
 
 
 @torch.no_grad()
@@ -77,14 +89,16 @@ class MoCo(nn.Module):
     """MoCo-v2 with an EMA key encoder and a queue of ``queue_size`` negatives.
 
     ``nn_k`` > 0 turns on kNN-MoCo's aligned backbone queue; ``nn_features`` = "head" mines the
-    neighbours after the projection head instead (the variant Sec. 4.3 compares).
+    neighbours after the projection head instead (the variant Sec. 4.3 compares). ``head_bn`` puts a
+    batch norm in the head's hidden layer, which MoCo-v2 has not (see ``mlp_head``).
     """
 
     def __init__(self, backbone: nn.Module, dim=128, hidden_dim=None, queue_size=65536, momentum=0.999,
-                 temperature=0.2, bn_groups=1, nn_k=0, nn_features="backbone"):
+                 temperature=0.2, bn_groups=1, nn_k=0, nn_features="backbone", head_bn=False):
         super().__init__()
         hidden_dim = hidden_dim or backbone.feature_dim
-        self.encoder_q = nn.Sequential(backbone, mlp_head(backbone.feature_dim, hidden_dim, dim))
+        self.encoder_q = nn.Sequential(backbone, mlp_head(backbone.feature_dim, hidden_dim, dim, head_bn))
+
         self.encoder_k = copy.deepcopy(self.encoder_q)
         for p in self.encoder_k.parameters():
             p.requires_grad = False

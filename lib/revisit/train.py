@@ -56,7 +56,7 @@ def build_model(p: PretrainParams, images=None) -> MoCo | Supervised:
             raise ValueError(f"{getattr(images, 'name', p.dataset)} has no labels: a supervised ceiling cannot train on it")
         return Supervised(backbone, images.labels)
     return MoCo(backbone, dim=p.dim, queue_size=p.queue_size, momentum=p.momentum, temperature=p.temperature,
-                bn_groups=p.bn_groups, nn_k=p.nn_k if p.nn_lambda else 0, nn_features=p.nn_features)
+                bn_groups=p.bn_groups, nn_k=p.nn_k if p.nn_lambda else 0, nn_features=p.nn_features, head_bn=p.head_bn)
 
 
 def build_views(p: PretrainParams) -> Views:

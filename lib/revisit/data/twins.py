@@ -11,7 +11,9 @@ Each twin keeps the property the paper studies:
   accuracy), ``places`` / ``sun`` (scene labels) and ``voc`` (multi-label).
 
 All objects come from one universe of classes = (shape, texture); colour varies within a class,
-so what transfers is shape and texture, the invariances colour jitter and cropping teach.
+so what transfers is shape and texture, the invariances colour jitter and cropping teach. In the
+pretraining twins colour varies only within the reach of that jitter (objects ``jittered_color``, scene
+backgrounds on the grey ``GREY_SCENE``), so that it cannot tell images apart on its own; the targets use any hue.
 Every generator is deterministic from ``seed``. Images are ``uint8`` ``(N, S, S, 3)``.
 The instance map of each image is used to *measure* objects per image (Table 1).
 """
@@ -31,8 +33,8 @@ SIZE = 64  # native twin resolution; crops and linear-eval resizes go to the pro
 KEEPS = {  # twin -> the property of the real dataset it keeps (the book's twins page lists them)
     "in118k": "object-centric: one central object per image; 32 classes of uniform size",
     "in118k_lt": "IN-118K's images with Pareto (alpha 6) class sizes, as the paper's long-tailed subset",
-    "coco": "scene-centric: several small objects on a scene background; imbalanced object classes",
-    "oi118k": "scene-centric like COCO, denser and more varied scenes",
+    "coco": "scene-centric: several small objects (7.3 a image) on a grey scene; imbalanced object classes",
+    "oi118k": "scene-centric like COCO, denser (8.3 objects a image) with a flatter spread of classes",
     "bdd100k": "domain-specific: monotonous street views with few object classes",
     "cifar10": "small whole objects, 10 classes",
     "cars": "fine-grained: one body shape, classes told apart by shape details and paint",
@@ -81,13 +83,27 @@ def _rgb(h, s, v):
     return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v))
 
 
-def _object_color(rng):
-    """Any hue: a class is its shape and texture, so colour alone never tells classes apart."""
+def any_color(rng):
+    """Any hue (the target twins): a class is its shape and texture, so colour alone never tells classes apart."""
     return _rgb(rng.random(), rng.uniform(0.5, 1.0), rng.uniform(0.55, 1.0))
 
 
-def draw_object(canvas, inst, inst_id, rng, cls, cy, cx, radius, color=None, angle=None, freq=None):
-    """Paint object class ``cls`` (shape x texture) at ``(cy, cx)`` with ``radius`` in pixels."""
+def jittered_color(rng):
+    """A colour within what MoCo's colour jitter spans (hue 0 +- 0.1, saturation and value as ``any_color``).
+
+    The pretraining twins' objects: with 1500 images, any hue would tell an image from the others on
+    its own, and 184 steps of MoCo then learn colour and nothing else (measured: no better than random
+    init. on Table 2). Kept within the jitter's reach, colour is a nuisance the augmentations remove, as
+    in 118K photos where a colour is shared by thousands, and instances differ by shape, texture, layout.
+    """
+    return _rgb(rng.uniform(-0.1, 0.1), rng.uniform(0.5, 1.0), rng.uniform(0.55, 1.0))
+
+
+def draw_object(canvas, inst, inst_id, rng, cls, cy, cx, radius, color=any_color, angle=None, freq=None):
+    """Paint object class ``cls`` (shape x texture) at ``(cy, cx)`` with ``radius`` in pixels.
+
+    ``color`` is an RGB triple or a function of ``rng`` that draws one (``any_color``, ``jittered_color``).
+    """
     size = canvas.shape[0]
     y0, y1 = int(max(cy - radius - 1, 0)), int(min(cy + radius + 2, size))
     x0, x1 = int(max(cx - radius - 1, 0)), int(min(cx + radius + 2, size))
@@ -102,7 +118,7 @@ def draw_object(canvas, inst, inst_id, rng, cls, cy, cx, radius, color=None, ang
     mask = _shape_mask(shape, u, v)
     freq = rng.uniform(5, 8) if freq is None else freq
     pattern = _texture(texture, u, v, freq)
-    color = _object_color(rng) if color is None else color
+    color = color(rng) if callable(color) else color
     dark = color * rng.uniform(0.15, 0.4)
     paint = dark + (color - dark) * pattern[..., None]
     region = canvas[y0:y1, x0:x1]
@@ -132,7 +148,7 @@ BACKDROPS = [_rgb(h, s, v) for h, s, v in ((0, 0, 0.55), (0.1, 0.25, 0.75), (0.3
                                            (0, 0, 0.3), (0.07, 0.4, 0.4))]
 
 
-def object_centric_image(rng, cls, size=SIZE):
+def object_centric_image(rng, cls, size=SIZE, colors=any_color):
     """One central object on one of a few plain backdrops (ImageNet-like).
 
     The backdrops are few on purpose: the object, not a unique background, must be what tells one
@@ -142,13 +158,14 @@ def object_centric_image(rng, cls, size=SIZE):
     inst = np.zeros((size, size), np.int32)
     for k in range(rng.integers(0, 3)):  # small clutter in the background
         draw_object(canvas, inst, 0, rng, int(rng.integers(len(UNIVERSE))), rng.uniform(0, size), rng.uniform(0, size),
-                    size * rng.uniform(0.04, 0.07))
+                    size * rng.uniform(0.04, 0.07), colors)
     inst[:] = 0  # clutter is texture, not an annotated object
     for k in range(rng.choice(3, p=(0.5, 0.3, 0.2))):  # further, smaller instances of the class (ImageNet: 1.7 a image)
         draw_object(canvas, inst, k + 2, rng, cls, rng.uniform(0.1, 0.9) * size, rng.uniform(0.1, 0.9) * size,
-                    size * rng.uniform(0.1, 0.16))
+                    size * rng.uniform(0.1, 0.16), colors)
     r = size * rng.uniform(0.25, 0.4)
-    draw_object(canvas, inst, 1, rng, cls, size / 2 + rng.normal(0, size * 0.06), size / 2 + rng.normal(0, size * 0.06), r)
+    draw_object(canvas, inst, 1, rng, cls, size / 2 + rng.normal(0, size * 0.06), size / 2 + rng.normal(0, size * 0.06), r,
+                colors)
     return _finish(canvas, rng), inst
 
 
@@ -160,7 +177,11 @@ SCENE_PALETTES = (  # (sky, ground) hues / values: scene types for Places/SUN-li
 )
 
 
+GREY_SCENE = 2  # the grey palette: the backgrounds of the pretraining scenes and of streets
+
+
 def scene_background(rng, size, palette, horizon=None):
+    """Sky over ground, two tones of ``SCENE_PALETTES[palette]`` split at ``horizon``, with low-frequency noise."""
     sky, ground = (_rgb(h + rng.normal(0, 0.03), s, v) for h, s, v in SCENE_PALETTES[palette])
     horizon = rng.uniform(0.3, 0.7) * size if horizon is None else horizon
     rows = (np.arange(size) > horizon)[:, None, None]
@@ -168,13 +189,13 @@ def scene_background(rng, size, palette, horizon=None):
     return canvas + smooth_noise(rng, size, cells=6, amplitude=0.1)
 
 
-def scene_image(rng, classes, palette, size=SIZE, scale=(0.09, 0.2)):
+def scene_image(rng, classes, palette, size=SIZE, scale=(0.09, 0.2), colors=any_color):
     """Several small objects of ``classes`` on a two-tone scene (COCO / OpenImages-like)."""
     canvas = scene_background(rng, size, palette)
     inst = np.zeros((size, size), np.int32)
     for k, cls in enumerate(classes):
         draw_object(canvas, inst, k + 1, rng, int(cls), rng.uniform(0.05, 0.95) * size, rng.uniform(0.05, 0.95) * size,
-                    size * rng.uniform(*scale))
+                    size * rng.uniform(*scale), colors)
     return _finish(canvas, rng), inst
 
 
@@ -184,7 +205,7 @@ STREET_CLASSES = ("car", "pedestrian", "sign", "truck")
 def street_image(rng, size=SIZE):
     """A monotonous street scene: sky, buildings, road, lane marks, cars and people (BDD-like)."""
     horizon = size * rng.uniform(0.38, 0.48)
-    canvas = scene_background(rng, size, 2, horizon=horizon)
+    canvas = scene_background(rng, size, GREY_SCENE, horizon=horizon)
     yy, xx = np.mgrid[0:size, 0:size].astype(float)
     for side in (0, 1):  # buildings
         for _ in range(rng.integers(2, 4)):
@@ -265,13 +286,16 @@ def generate_pretrain(name: str, n: int, seed: int = 0, size: int = SIZE) -> Ima
         labels = rng.permutation(np.repeat(rng.permutation(k), sizes))  # single label per image
     if kind.startswith("scene"):
         freq = _zipf(len(UNIVERSE), 1.0 if kind == "scene_coco" else 0.7, rng)
-        mean, palettes = (7.3, 6) if kind == "scene_coco" else (8.3, 12)
+        mean = 7.3 if kind == "scene_coco" else 8.3  # objects per image (Table 1)
+
     for i in range(n):
         if kind.startswith("object"):
-            img, inst = object_centric_image(rng, int(labels[i]), size)
+            img, inst = object_centric_image(rng, int(labels[i]), size, jittered_color)
         elif kind.startswith("scene"):
             present = rng.choice(len(UNIVERSE), size=max(1, rng.poisson(mean)), p=freq)
-            img, inst = scene_image(rng, present, int(rng.integers(palettes)), size)
+            img, inst = scene_image(rng, present, GREY_SCENE, size, colors=jittered_color)
+
+
             labels[i, present] = 1
         else:
             img, inst, present = street_image(rng, size)
@@ -308,6 +332,7 @@ def _target_image(name, rng, label, size):
         classes = [int(rng.choice(typical)) if rng.random() < 0.7 else int(rng.integers(len(UNIVERSE)))
                    for _ in range(rng.poisson(5) + 1)]
         return scene_image(rng, classes, palette, size)[0]
+
     raise ValueError(name)
 
 
