@@ -13,7 +13,8 @@ Each twin keeps the property the paper studies:
 All objects come from one universe of classes = (shape, texture); colour varies within a class,
 so what transfers is shape and texture, the invariances colour jitter and cropping teach. In the
 pretraining twins colour varies only within the reach of that jitter (objects ``jittered_color``, scene
-backgrounds on the grey ``GREY_SCENE``), so that it cannot tell images apart on its own; the targets use any hue.
+backgrounds grey, ``GREY_SCENE`` untinted), so that it cannot tell images apart on its own; the targets use any hue.
+
 Every generator is deterministic from ``seed``. Images are ``uint8`` ``(N, S, S, 3)``.
 The instance map of each image is used to *measure* objects per image (Table 1).
 """
@@ -180,18 +181,22 @@ SCENE_PALETTES = (  # (sky, ground) hues / values: scene types for Places/SUN-li
 GREY_SCENE = 2  # the grey palette: the backgrounds of the pretraining scenes and of streets
 
 
-def scene_background(rng, size, palette, horizon=None):
-    """Sky over ground, two tones of ``SCENE_PALETTES[palette]`` split at ``horizon``, with low-frequency noise."""
+def scene_background(rng, size, palette, horizon=None, tint=True):
+    """Sky over ground, two tones of ``SCENE_PALETTES[palette]`` split at ``horizon``, with low-frequency noise.
+
+    ``tint=False`` keeps the noise to brightness: a tinted patch would tell one pretraining scene from the others.
+    """
     sky, ground = (_rgb(h + rng.normal(0, 0.03), s, v) for h, s, v in SCENE_PALETTES[palette])
     horizon = rng.uniform(0.3, 0.7) * size if horizon is None else horizon
     rows = (np.arange(size) > horizon)[:, None, None]
     canvas = np.where(rows, ground, sky) * np.ones((size, size, 3))
-    return canvas + smooth_noise(rng, size, cells=6, amplitude=0.1)
+    noise = smooth_noise(rng, size, cells=6, amplitude=0.1)
+    return canvas + (noise if tint else noise.mean(-1, keepdims=True))
 
 
-def scene_image(rng, classes, palette, size=SIZE, scale=(0.09, 0.2), colors=any_color):
+def scene_image(rng, classes, palette, size=SIZE, scale=(0.09, 0.2), colors=any_color, tint=True):
     """Several small objects of ``classes`` on a two-tone scene (COCO / OpenImages-like)."""
-    canvas = scene_background(rng, size, palette)
+    canvas = scene_background(rng, size, palette, tint=tint)
     inst = np.zeros((size, size), np.int32)
     for k, cls in enumerate(classes):
         draw_object(canvas, inst, k + 1, rng, int(cls), rng.uniform(0.05, 0.95) * size, rng.uniform(0.05, 0.95) * size,
@@ -293,7 +298,7 @@ def generate_pretrain(name: str, n: int, seed: int = 0, size: int = SIZE) -> Ima
             img, inst = object_centric_image(rng, int(labels[i]), size, jittered_color)
         elif kind.startswith("scene"):
             present = rng.choice(len(UNIVERSE), size=max(1, rng.poisson(mean)), p=freq)
-            img, inst = scene_image(rng, present, GREY_SCENE, size, colors=jittered_color)
+            img, inst = scene_image(rng, present, GREY_SCENE, size, colors=jittered_color, tint=False)
 
 
             labels[i, present] = 1
