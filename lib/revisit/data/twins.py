@@ -292,7 +292,6 @@ def generate_pretrain(name: str, n: int, seed: int = 0, size: int = SIZE) -> Ima
     if kind.startswith("scene"):
         freq = _zipf(len(UNIVERSE), 1.0 if kind == "scene_coco" else 0.7, rng)
         mean = 7.3 if kind == "scene_coco" else 8.3  # objects per image (Table 1)
-
     for i in range(n):
         if kind.startswith("object"):
             img, inst = object_centric_image(rng, int(labels[i]), size, jittered_color)
