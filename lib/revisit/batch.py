@@ -28,7 +28,6 @@ import papermill
 import yaml
 
 from . import kernels, rundir, zygote
-
 from .config import PRETRAINING, PROJECT_ROOT, Profile, params_root
 from .runs import Run, plan, prepare, runs_root
 

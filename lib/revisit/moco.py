@@ -2,8 +2,8 @@
 
 Query encoder f = backbone g + MLP head h (no BN in the head, App. A.1; ``head_bn`` adds one for short
 schedules); momentum encoder f' initialised as a copy and updated as an EMA; a queue of K keys kept
-as a buffer so that it is checkpointed with the model. Multi-crop (Sec. 4.1): every anchor has 1 + N positives, encoded in
-one pass per resolution and matched with their own anchor; small crops never reach the momentum
+as a buffer so that it is checkpointed with the model. Multi-crop (Sec. 4.1): every anchor has 1 + N
+positives, encoded in one pass per resolution and matched with their own anchor; small crops never reach the momentum
 encoder or the queue. kNN-MoCo keeps a second queue, aligned with the first, of the momentum
 encoder's backbone features, and mines each positive's neighbours in it (Algorithm 1).
 Shuffle-BN is emulated on one device by encoding the shuffled key batch in ``bn_groups``

@@ -175,9 +175,7 @@ def class_activation_maps(rows: dict, columns: int = 8):
             axes[i, j].imshow(overlay(data["images"][j], data["cams"][j]))
     for i, label in enumerate(["input", *rows], start=0):
         axes[i, 0].set_ylabel(label, fontsize=9)
-    for a in axes.flat:
-        a.set_xticks([]), a.set_yticks([])
-        a.grid(False)
+    _bare(axes)
     fig.tight_layout()
     return fig
 
@@ -201,9 +199,7 @@ def propagated_masks(example, frames: int = 6):
             axes[i, j].imshow(shown.clip(0, 1))
         axes[0, j].set_title("annotated" if t == 0 else f"frame {t}", fontsize=8)
     axes[0, 0].set_ylabel("ground truth"), axes[1, 0].set_ylabel("propagated")
-    for a in axes.flat:
-        a.set_xticks([]), a.set_yticks([])
-        a.grid(False)
+    _bare(axes)
     fig.tight_layout()
     return fig
 
@@ -226,9 +222,7 @@ def retrieved_segments(examples):
         for j in range(k):
             show(axes[i, j + 1], examples["retrieved"][i, j], examples["retrieved_masks"][i, j],
                  classes[examples["retrieved_labels"][i, j]])
-    for a in axes.flat:
-        a.set_xticks([]), a.set_yticks([])
-        a.grid(False)
+    _bare(axes)
     fig.tight_layout()
     return fig
 
@@ -241,11 +235,10 @@ def image_rows(rows: dict, columns: int = 8):
         for j in range(columns):
             if j < len(images):
                 axes[i, j].imshow(images[j])
-            axes[i, j].set_xticks([]), axes[i, j].set_yticks([])
-            axes[i, j].grid(False)
-            for side in axes[i, j].spines.values():
-                side.set_visible(False)
         axes[i, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
+    for side in (side for a in axes.flat for side in a.spines.values()):
+        side.set_visible(False)
+    _bare(axes)
     fig.tight_layout()
     return fig
 
@@ -271,8 +264,13 @@ def dense_examples(examples: dict, columns: int = 4):
                 bottom.imshow(_label_colours(np.where(labels == 255, 0, labels), int(labels[labels != 255].max(initial=0))))
         axes[2 * i, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
         axes[2 * i + 1, 0].set_ylabel("ground truth", rotation=0, ha="right", va="center", fontsize=8)
+    _bare(axes)
+    fig.tight_layout()
+    return fig
+
+
+def _bare(axes):
+    """Picture grids: no ticks and no grid on any of ``axes``."""
     for a in axes.flat:
         a.set_xticks([]), a.set_yticks([])
         a.grid(False)
-    fig.tight_layout()
-    return fig

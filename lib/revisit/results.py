@@ -253,6 +253,7 @@ def column_ranges(ceiling: str, floor: str, profile: Profile, evaluations, const
     prediction; ``range`` is the ceiling's margin over the better floor (for the depth rmse, the floor's excess)."""
     constants = pd.Series(dtype=float) if constants is None else constants
     top = scores({"ceiling": ceiling, "floor": floor}, profile, evaluations)
+    found = _found(plan(ceiling, profile))  # the ceiling's records, read once for every column's interval
     rows = {}
     for key in evaluations:
         col = COLUMNS[key]
@@ -260,8 +261,7 @@ def column_ranges(ceiling: str, floor: str, profile: Profile, evaluations, const
         ceil, rand, const = top.at["ceiling", col], top.at["floor", col], constants.get(col, np.nan)
         best_floor = pd.Series([rand, const]).min() if lower else pd.Series([rand, const]).max()  # NaN: none known
         gain = difference(ceiling, floor, profile, key)
-        record = _found(plan(ceiling, profile)).get(key, {})
-        low, high = (record.get("interval") or [np.nan, np.nan])
+        low, high = (found.get(key, {}).get("interval") or [np.nan, np.nan])
         if gain is None or pd.isna(ceil):
             verdict = "untested"
         else:
