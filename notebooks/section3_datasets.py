@@ -36,9 +36,10 @@ from revisit.config import load_profile
 from revisit.crops import default_view_ious
 from revisit.data import DatasetNotFoundError, long_tailed_class_sizes, pretrain_images
 from revisit.data.stats import DISCRIMINATIVE_MIN_DIVERSITY, UNIFORM_MAX_IMBALANCE, class_counts, table1_row
-from revisit.results import (CEILING, TABLE2, TASK_COLUMNS, beside, blind, blind_note, constant_floors, differences,
-                             floor_summary, linear_scores, margins, measure, pretrain_logs, pretrain_metrics, significant,
-                             styled, table_ranges, tally, transfer_results, uncertainty_note)
+from revisit.results import (CEILING, TABLE2, TASK_COLUMNS, beside, blind, blind_note, constant_floors,
+                             differences, floor_summary, linear_scores, margins, measure, pretrain_logs, pretrain_metrics,
+                             seed_scores, seed_spread, significant, styled, table_ranges, tally, transfer_results,
+                             uncertainty_note)
 from revisit.runs import plan
 from revisit.verdicts import Claim
 
@@ -192,8 +193,9 @@ else:
 ours = linear_scores(LINEAR, profile)
 ref = paper.table("table2_linear").reindex(ours.index)
 ranges2 = table_ranges([(LINEAR, TABLE2)], profile, "Rand. init.")
+seeds2 = seed_scores(LINEAR, profile)
 both = beside(ours, ref, "IN-118K", margins=margins(LINEAR, profile),
-              differences=differences(LINEAR, profile, "IN-118K"))
+              differences=differences(LINEAR, profile, "IN-118K"), spread=seed_spread(seeds2))
 both.loc[[(row, "paper") for row in FLOORS]] = "not in paper"
 display(styled(both, blind(ranges2), f"Table 2 at profile '{profile.name}' (ours) beside the paper"))
 display(Markdown(uncertainty_note("IN-118K") + " " + blind_note(ranges2)))
@@ -212,7 +214,26 @@ fig.tight_layout()
 # %% tags=["remove-input"]
 display(tally(significant(differences(LINEAR, profile, "Rand. init."))).drop(index=list(FLOORS)).style
         .set_caption("Each pretrained model against random initialisation: on how many of the 7 targets it is better, "
-                     "level or worse beyond the noise (paired bootstrap over test images, 95%)"))
+                     "level or worse beyond the noise (paired bootstrap over test images, 95%; seed 0)"))
+
+# %% [markdown]
+# ### Across training seeds
+#
+# The bootstrap intervals above measure one source of noise: which test images were drawn. A second
+# source is training itself. Each of the four models is pretrained again at further seeds (the
+# replicas `<experiment>@seed1`, `@seed2`, ...; a seed draws the twin's images, the initialisation
+# and the order of the batches), and each replica is evaluated on the same test images. The line
+# "ours, seeds" of the table gives the mean over the seeds, the lowest and highest score, and the
+# number of seeds. Below, every seed is a dot, the red bar is their mean, and the dashed and dotted lines
+# are the random initialisation and the ceiling.
+
+# %% tags=["remove-input"]
+models = seeds2.drop(index=list(FLOORS), level="model")
+if models.groupby(level="model").count().max().max() > 1:
+    plots.seed_strips(models, ranges2)
+else:
+    display(Markdown(f"Profile `{profile.name}` trains each model at one seed (its `seeds` is {profile.seeds}); "
+                     "`revisit batch` runs the further seeds at a profile with `seeds: 3`."))
 
 # %% [markdown]
 # The paper reads two claims from Table 2 (Sec. 3.1-3.2): a model pretrained on object-centric images

@@ -163,6 +163,8 @@ def test_profile_scale_keeps_the_paper_ratios(tmp_path):
     ("transfer: {schedule: -.inf}\n", r"\[transfer\]: key 'schedule' is -inf, not a finite number"),
     ("pretrain: {epochs: 1e12}\n", r"\[pretrain\]: key 'epochs' is 1000000000000; allowed range \[1, 100000\]"),
     ("experiments:\n  pretrain/*: {imagez: 3}\n", "imagez"),
+    ("seeds: 0\n", r"key 'seeds' is 0; allowed range \[1, 100\]"),
+    ("seeds: three\n", "key 'seeds' must be int"),
 ])
 def test_bad_profile_scale_or_pattern(tmp_path, body, message):
     path = write(tmp_path, "profiles/bad", body)
@@ -239,3 +241,30 @@ def test_profile_cannot_make_a_value_the_file_could_not_hold(tmp_path, profile, 
     with pytest.raises(ParamsError) as err:
         resolve(load_experiment("pretrain/x", tmp_path), load_profile("p", tmp_path))
     assert str(err.value).startswith(str(path)) and message in str(err.value)
+
+
+def test_a_replica_trains_at_a_raised_seed_and_keeps_everything_else(tmp_path, monkeypatch):
+    """``name@seed<n>``: the pretraining run's seed is raised by n, its evaluation reads that replica with its own
+    params unchanged (same test images), and replica 0 is the params file's run, id and all."""
+    from revisit.runs import plan, replica_of, replicas
+
+    write(tmp_path, "pretrain/coco", "kind: pretrain\ndataset: coco\nseed: 5\n")
+    write(tmp_path, "linear/coco", "kind: linear\npretrain: pretrain/coco\n")
+    write(tmp_path, "linear/random", "kind: linear\n")
+    write(tmp_path, "profiles/small", "pretrain: {epochs: 3}\nseeds: 3\n")
+    monkeypatch.setenv("REVISIT_PARAMS", str(tmp_path))
+    profile = load_profile("small", root=tmp_path)
+    assert profile.seeds == 3
+    assert replicas("linear/coco", 3) == ["linear/coco", "linear/coco@seed1", "linear/coco@seed2"]
+    assert replica_of("linear/coco@seed2") == ("linear/coco", 2) and replica_of("linear/coco") == ("linear/coco", 0)
+    base, second = plan("linear/coco", profile), plan("linear/coco@seed2", profile)
+    assert (base.needs.params.seed, second.needs.params.seed) == (5, 7)
+    assert second.params == base.params  # the evaluation itself, and so its test images, are the same
+    assert second.name == "linear/coco@seed2" and second.needs.name == "pretrain/coco@seed2"
+    assert len({base.run_id, second.run_id, plan("linear/coco@seed1", profile).run_id}) == 3
+    assert base.run_id.startswith("linear__coco--") and second.run_id.startswith("linear__coco@seed2--")
+    assert plan("pretrain/coco@seed2", profile).run_id == second.needs.run_id
+    for bad, message in (("linear/coco@seed0", "a replica is named"), ("linear/coco@seedx", "a replica is named"),
+                         ("linear/random@seed1", "random initialisation, which has no training seed")):
+        with pytest.raises(ParamsError, match=message):
+            plan(bad, profile)

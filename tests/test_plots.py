@@ -18,3 +18,21 @@ def test_size_series_plots_gains_over_x1_and_rmse_reductions():
     np.testing.assert_allclose(voc_paper, [0, 2, 3, 5])
     depth_ours = axes[1].get_lines()[0].get_ydata()
     np.testing.assert_allclose(depth_ours, [0, 0.1, 0.05, -0.1])  # a lower rmse is a gain
+
+
+def test_seed_strips_draw_every_seed_and_each_models_mean():
+    from revisit.plots import seed_strips
+
+    seeds = pd.DataFrame({"Cars": [60.0, 62.0, 64.0, 50.0, 51.0, np.nan], "Pets": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]},
+                         index=pd.MultiIndex.from_product([["A", "B"], [0, 1, 2]], names=["model", "seed"]))
+    bounds = pd.DataFrame({"random init.": [55.0], "ceiling": [70.0]}, index=["Cars"])
+    fig = seed_strips(seeds, bounds)
+    cars, pets = fig.axes[:2]
+    from matplotlib.collections import PathCollection
+
+    dots = np.concatenate([c.get_offsets()[:, 1] for c in cars.collections if isinstance(c, PathCollection)])
+    assert sorted(dots) == [50.0, 51.0, 60.0, 62.0, 64.0]  # a missing seed draws nothing
+    means = next(c for c in cars.collections if c.get_label() == "mean over seeds")
+    assert [seg[0][1] for seg in means.get_segments()] == [62.0, 50.5]
+    assert sorted(line.get_ydata()[0] for line in cars.get_lines()) == [55.0, 70.0]
+    assert not pets.get_lines()  # no bounds for Pets

@@ -16,7 +16,8 @@ def book_runs():
     from revisit.batch import book_experiments, ordered
     from revisit.config import load_profile
 
-    return ordered([n for names in book_experiments().values() for n in names], load_profile("smoke"))
+    profile = load_profile("smoke")
+    return ordered([n for names in book_experiments(profile).values() for n in names], profile)
 
 
 def run_dirs(root):
@@ -154,6 +155,33 @@ def test_batch_runs_one_section_and_rejects_an_unknown_one(smoke_runs):
         "supervised/coco_200ep", "linear/table4/supervised"]  # Table 7 and the floor and ceiling of its column
     bad = revisit("batch", "--profile", "smoke", "--section", "section9", env=env)
     assert bad.returncode == 2 and "unknown section" in bad.stderr
+
+
+def test_the_seeded_runs_execute_at_every_seed_of_the_profile(smoke_runs, tmp_path):
+    """book.yaml's ``seeds`` runs come with their replicas (smoke: 2 seeds), each pretrained at its own seed and
+    evaluated on the same test images; a seeded run that no section lists is refused."""
+    import dataclasses
+
+    from revisit.batch import book_experiments
+    from revisit.config import ParamsError, load_profile
+
+    root, env, _ = smoke_runs
+    status = revisit("status", "--profile", "smoke", "linear/table2_coco@seed1", env=env)
+    assert status.returncode == 0
+    assert [ln.split()[:2] for ln in status.stdout.splitlines()] == [
+        ["done", "pretrain/moco_coco_400ep@seed1"], ["done", "linear/table2_coco@seed1"]]
+    base, replica = (yaml.safe_load(next(Path(root, "smoke").glob(f"pretrain__moco_coco_400ep{tag}--*/params.yaml"))
+                                    .read_text()) for tag in ("", "@seed1"))
+    assert replica["params"]["seed"] == base["params"]["seed"] + 1 and replica["experiment"].endswith("@seed1")
+    three = book_experiments(dataclasses.replace(load_profile("smoke"), seeds=3))["section4_1"]
+    assert [n for n in three if n.startswith("linear/table4/moco")] == [
+        "linear/table4/moco", "linear/table4/moco@seed1", "linear/table4/moco@seed2"]
+    assert "linear/table4/mc@seed1" not in three
+    params = params_copy(tmp_path)
+    with open(params / "book.yaml", "a") as book:
+        book.write("  - linear/table7/autoaugment_elsewhere\n")
+    with pytest.raises(ParamsError, match="no section lists"):
+        book_experiments(load_profile("smoke"), root=params)
 
 
 def test_stopping_a_child_run_ends_its_whole_process_group():

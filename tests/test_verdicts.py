@@ -7,9 +7,9 @@ from revisit import verdicts
 from revisit.bootstrap import Interval, Predictions, interval
 from revisit.config import load_profile
 from revisit.results import (CANNOT_DISCRIMINATE, blind, blind_note, column_ranges, differences, linear_scores, margins,
-                             significant, styled, tally, with_deltas)
+                             seed_difference, seed_scores, seed_spread, significant, styled, tally, with_deltas)
 from revisit.rundir import METRICS, predictions_file, write_json
-from revisit.runs import plan
+from revisit.runs import plan, replicas
 from revisit.verdicts import Claim, verdict
 
 RUNS = {"A": "linear/table2_in118k", "B": "linear/table2_coco", "C": "linear/table2_oi118k"}
@@ -155,3 +155,60 @@ def test_depth_rmse_ranges_count_lower_as_better():
     row = found.loc["NYUD_depth_rmse"]
     assert row["verdict"] == "discriminates" and row["range"] == pytest.approx(row["random init."] - row["ceiling"])
     assert row["ceiling"] == pytest.approx(0.3, abs=0.02)
+
+
+def _accuracy_run(name, profile, percent, n=100):
+    """A linear run whose cifar10 predictions are right on the first ``percent`` of ``n`` test images."""
+    labels = np.zeros(n, int)
+    _write_run(name, profile, "cifar10", Predictions("accuracy", labels, np.where(np.arange(n) < percent * n // 100, 0, 1)))
+
+
+@pytest.fixture
+def seeded():
+    """Three training seeds each: A at 60, 62, 64; B at 50, 51, 55; C at 62, 45, 70 (seed 0 first); each run right on
+    the first images, so that seed 0's paired difference is a known subset."""
+    import dataclasses
+
+    profile = dataclasses.replace(load_profile("smoke"), seeds=3)
+    for key, percents in (("A", (60, 62, 64)), ("B", (50, 51, 55)), ("C", (62, 45, 70))):
+        for name, percent in zip(replicas(RUNS[key], 3), percents):
+            _accuracy_run(name, profile, percent)
+    return profile
+
+
+def test_seed_difference_is_welchs_interval_over_the_seeds(seeded):
+    """A - B by hand: means 62 and 52, variances 4 and 7, Welch-Satterthwaite degrees of freedom, Student's t."""
+    from scipy.stats import t
+
+    found = seed_difference(RUNS["A"], RUNS["B"], seeded, "cifar10")
+    se2 = 4 / 3 + 7 / 3
+    df = se2 ** 2 / ((4 / 3) ** 2 / 2 + (7 / 3) ** 2 / 2)
+    half = t.ppf(0.975, df) * se2 ** 0.5
+    assert found.value == pytest.approx(10.0)
+    assert (found.low, found.high) == pytest.approx((10 - half, 10 + half))
+    table = seed_scores(RUNS, seeded, ("cifar10",))
+    assert list(table.loc["C", "CIFAR10"]) == [62, 45, 70]
+    assert list(seed_spread(table)["CIFAR10"]) == ["62.0 [60.0, 64.0] (3)", "52.0 [50.0, 55.0] (3)",
+                                                  "59.0 [45.0, 70.0] (3)"]
+    assert seed_difference(RUNS["A"], "linear/table2_random_init", seeded, "cifar10") is None  # one seed: no test
+
+
+def test_a_claim_across_seeds_needs_both_tests_to_agree(seeded):
+    """A and C both beat B at seed 0 beyond the test images' noise; only A does so across the seeds as well."""
+    checked = verdicts.check([Claim("A above B", RUNS["A"], RUNS["B"], "cifar10"),
+                              Claim("C above B", RUNS["C"], RUNS["B"], "cifar10")], seeded)
+    assert list(checked["verdict"]) == ["reproduced", "not separated"]
+    assert checked.loc[1, "ours: difference [95% interval]"].startswith("+12.0 [+")  # seed 0 alone: 62 - 50
+    assert checked.loc[1, verdicts.SEEDS_COLUMN].startswith("+7.0 [-")
+    assert "Welch's t-test over the seeds" in verdicts.summary(checked)
+
+
+@pytest.mark.parametrize("gain, seeds, expect, expected", [
+    ((1, 3), None, ">", "reproduced"), ((1, 3), (1, 3), ">", "reproduced"), ((1, 3), (-1, 3), ">", "not separated"),
+    ((-3, -1), (-3, -1), ">", "contradicted"), ((-3, -1), (1, 3), ">", "not separated"),
+    ((1, 3), (-1, 3), ">=", "consistent (within the noise)"), (None, (1, 3), ">", "untested")])
+def test_combined_verdict_by_hand(gain, seeds, expect, expected):
+    def interval(bounds):
+        return None if bounds is None else Interval(sum(bounds) / 2, *bounds)
+
+    assert verdicts.combined(interval(gain), interval(seeds), expect) == expected

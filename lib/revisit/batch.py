@@ -28,17 +28,27 @@ import papermill
 import yaml
 
 from . import kernels, rundir, zygote
-from .config import PRETRAINING, PROJECT_ROOT, Profile, params_root
-from .runs import Run, plan, prepare, runs_root
+from .config import PRETRAINING, PROJECT_ROOT, ParamsError, Profile, params_root
+from .runs import Run, plan, prepare, replicas, runs_root
 
 NOTEBOOKS = {"pretrain": PROJECT_ROOT / "notebooks" / "pretrain.py",
              "supervised": PROJECT_ROOT / "notebooks" / "pretrain.py",  # the same loop trains the ceilings
              "linear": PROJECT_ROOT / "notebooks" / "linear.py", "transfer": PROJECT_ROOT / "notebooks" / "transfer.py"}
 
 
-def book_experiments(root: Path | None = None) -> dict[str, list[str]]:
-    """The experiments each page of the book reads, from ``params/book.yaml``."""
-    return yaml.safe_load((Path(root or params_root()) / "book.yaml").read_text())
+def book_experiments(profile: Profile, root: Path | None = None) -> dict[str, list[str]]:
+    """The runs each page of the book reads at ``profile``, from the sections of ``params/book.yaml``: the runs
+    it lists under ``seeds`` come with their replicas at the profile's further training seeds (``runs.replicas``)."""
+    path = Path(root or params_root()) / "book.yaml"
+    sections = yaml.safe_load(path.read_text())
+    seeded = sections.pop("seeds", None) or []
+    listed = {name for names in sections.values() for name in names}
+    stray = [name for name in seeded if name not in listed]
+    if stray:
+        raise ParamsError(f"{path}: 'seeds' names {stray}, which no section lists; add them to their page's section")
+    return {section: [replica for name in names for replica in (replicas(name, profile.seeds) if name in seeded
+                                                                 else [name])]
+            for section, names in sections.items()}
 
 
 def ordered(names, profile: Profile) -> list[Run]:
@@ -94,7 +104,7 @@ def execute(run: Run, stream=sys.stdout, echo=print) -> bool:
     run.dir.mkdir(parents=True, exist_ok=True)
     with rundir.lock(run.dir, echo=echo):
         if run.status == "done":
-            echo(f"{run.experiment.name}: finished by another process meanwhile")
+            echo(f"{run.name}: finished by another process meanwhile")
             return False
         try:
             prepare(run)
@@ -104,13 +114,13 @@ def execute(run: Run, stream=sys.stdout, echo=print) -> bool:
             if output.is_file():  # keep the notebook of an earlier, interrupted attempt
                 output.rename(run.dir / f"notebook.attempt-{time.strftime('%Y%m%d-%H%M%S')}.ipynb")
             (run.dir / rundir.ERROR).unlink(missing_ok=True)
-            kernels.execute_notebook(runner, output, {"experiment": run.experiment.name, "profile": run.profile.name},
+            kernels.execute_notebook(runner, output, {"experiment": run.name, "profile": run.profile.name},
                                      PROJECT_ROOT, stream, echo)
         except BaseException as err:
             if run.status == "done":  # stopped after its metrics.json was written: nothing was lost
                 raise
             if rundir.record_error(run.dir, describe(err), traceback.format_exc()) is None:
-                echo(f"{run.experiment.name}: error.txt could not be written in {run.dir} (disk full?)")
+                echo(f"{run.name}: error.txt could not be written in {run.dir} (disk full?)")
             raise
     return True
 
@@ -137,7 +147,7 @@ def run_all(names, profile: Profile, echo=print, jobs: int = 1) -> Report:
     if any(run.status != "done" for run in runs):  # a read-only folder of finished runs can still be read
         rundir.check_writable(runs_root() / profile.name)
     report = Report()
-    tags = {run.run_id: f"[{i}/{len(runs)}] {run.experiment.name} @ {profile.name}" for i, run in enumerate(runs, 1)}
+    tags = {run.run_id: f"[{i}/{len(runs)}] {run.name} @ {profile.name}" for i, run in enumerate(runs, 1)}
     pending, running, waiting = list(runs), {}, set()
     warm = contextlib.ExitStack()  # the zygote that kernels fork from, started with the first run executed
     try:
@@ -153,7 +163,7 @@ def run_all(names, profile: Profile, echo=print, jobs: int = 1) -> Report:
                     pending.remove(run)
                     continue
                 if run.needs is not None and run.needs.run_id in {**report.failed, **report.blocked}:
-                    echo(f"{tag}: not run, its pretraining run {run.needs.experiment.name} did not finish")
+                    echo(f"{tag}: not run, its pretraining run {run.needs.name} did not finish")
                     report.blocked[run.run_id] = run.needs.run_id
                     pending.remove(run)
                     continue
@@ -233,7 +243,7 @@ def _spawn(run: Run) -> subprocess.Popen:
     parent = os.getpid()
     with open(run.dir / rundir.BATCH_LOG, "a") as log:  # the child keeps its own copy of the descriptor
         return subprocess.Popen([sys.executable, "-m", "revisit.cli", "batch", "--profile", run.profile.name,
-                                 run.experiment.name], stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
+                                 run.name], stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
                                 start_new_session=True, preexec_fn=lambda: zygote.die_with_parent(parent))
 
 
@@ -245,7 +255,7 @@ def _child_error(run: Run, returncode: int) -> str | None:
     if returncode < 0:
         summary = f"killed by {signal.Signals(-returncode).name}"
         if rundir.error_summary(run.dir) != summary:
-            rundir.record_error(run.dir, summary, f"The run's process (revisit batch {run.experiment.name}) was killed "
+            rundir.record_error(run.dir, summary, f"The run's process (revisit batch {run.name}) was killed "
                                                   f"by signal {-returncode}; see {rundir.BATCH_LOG}.\n")
         return summary
     return rundir.error_summary(run.dir) or f"exit status {returncode}; see {run.dir / rundir.BATCH_LOG}"
@@ -259,4 +269,4 @@ def _finish(report: Report, run: Run, tag: str, start: float, error: str | None,
     record = run.dir / rundir.ERROR
     where = f"see {record}" if record.is_file() else f"no {rundir.ERROR} could be written in {run.dir}"
     echo(f"{tag}: FAILED after {time.time() - start:.0f}s: {error}")
-    report.failed[run.run_id] = f"{run.experiment.name}: {error} ({where})"
+    report.failed[run.run_id] = f"{run.name}: {error} ({where})"

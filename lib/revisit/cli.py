@@ -18,10 +18,10 @@ from .config import ParamsError, list_experiments, load_profile
 DEFAULT_PROFILE = os.environ.get("REVISIT_PROFILE", "cpu")
 
 
-def _names(args) -> list[str]:
+def _names(args, profile) -> list[str]:
     if args.experiments:
         return args.experiments
-    sections = book_experiments()
+    sections = book_experiments(profile)
     if args.section:
         unknown = sorted(set(args.section) - set(sections))
         if unknown:
@@ -39,7 +39,8 @@ def main(argv=None) -> int:
         if name == "batch":
             cmd.add_argument("--jobs", type=int, default=1, help="runs side by side (default: %(default)s)")
         cmd.add_argument("--section", action="append", help="only this page's runs (repeatable; see params/book.yaml)")
-        cmd.add_argument("experiments", nargs="*", help="experiment names under params/ (default: the book's)")
+        cmd.add_argument("experiments", nargs="*", help="experiment names under params/, a replica as "
+                         "name@seed<n> (default: the book's)")
     sub.add_parser("list", help="list every experiment under params/")
     args = parser.parse_args(argv)
     try:
@@ -48,15 +49,15 @@ def main(argv=None) -> int:
             return 0
         profile = load_profile(args.profile)
         if args.command == "status":
-            for run in ordered(_names(args), profile):
+            for run in ordered(_names(args, profile), profile):
                 holder = rundir.holder(run.dir)
                 status = "running" if holder else run.status
                 note = f"  [{holder}]" if holder else (
                     f"  [{rundir.error_summary(run.dir)}]" if status == "failed" else "")
-                print(f"{status:8s} {run.experiment.name:40s} {run.dir}{note}")
+                print(f"{status:8s} {run.name:40s} {run.dir}{note}")
             return 0
         stop_on_signals()
-        report = run_all(_names(args), profile, jobs=args.jobs)
+        report = run_all(_names(args, profile), profile, jobs=args.jobs)
     except (ParamsError, rundir.RunsFolderError) as err:
         print(f"revisit: {err.strerror if isinstance(err, OSError) else err}", file=sys.stderr)
         return 2

@@ -66,6 +66,38 @@ def delta_heatmap(deltas: pd.DataFrame, title: str, ax=None):
     return ax
 
 
+def seed_strips(seeds: pd.DataFrame, bounds: pd.DataFrame | None = None, columns: int = 4):
+    """Each model's score at every training seed (dots) and their mean (red bar), one panel per column of
+    ``results.seed_scores``; ``bounds`` (``results.column_ranges``) draws each column's random init. and ceiling."""
+    cols = list(seeds.columns)
+    rows = -(-len(cols) // columns)
+    fig, axes = plt.subplots(rows, min(columns, len(cols)), figsize=(3.6 * min(columns, len(cols)), 3.2 * rows),
+                             squeeze=False)
+    long = seeds.reset_index().melt(id_vars=["model", "seed"], var_name="column", value_name="score")
+    models = list(dict.fromkeys(seeds.index.get_level_values("model")))
+    for ax, col in zip(axes.flat, cols):
+        part = long[long["column"] == col]
+        sns.stripplot(part, x="model", y="score", order=models, ax=ax, color="#27466e", size=6, jitter=0.12)
+        means = part.groupby("model")["score"].mean().reindex(models)
+        ax.hlines(means, np.arange(len(models)) - 0.3, np.arange(len(models)) + 0.3, color="#c44e52", lw=2.2,
+                  label="mean over seeds")
+        if bounds is not None and col in bounds.index:
+            for key, style in (("random init.", "--"), ("ceiling", ":")):
+                if np.isfinite(bounds.at[col, key]):
+                    ax.axhline(bounds.at[col, key], color="#555555", ls=style, lw=1.3, label=key)
+        ax.set_title(col)
+        ax.set_xlabel("")
+        ax.set_ylabel("score" if ax in axes[:, 0] else "")
+        plt.setp(ax.get_xticklabels(), rotation=25, ha="right", rotation_mode="anchor")
+    for ax in axes.flat[len(cols):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 def constrained_crops(images, anchors, candidates, min_overlap, axes=None):
     """Figure 4: each image with its anchor crop (white), valid small crops (green) and rejected ones (red).
 

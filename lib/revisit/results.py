@@ -7,16 +7,17 @@ that is not a finite number (``null`` in strict JSON, or a bare NaN in an older 
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .bootstrap import DRAWS, Interval, Predictions, bootstrap_scores, paired_difference
+from .bootstrap import DRAWS, LEVEL, Interval, Predictions, bootstrap_scores, paired_difference
 from .config import Profile
 from .rundir import predictions_file
-from .runs import plan
+from .runs import has_seeds, plan, replicas
 from .train import read_log
 
 TARGET_COLUMNS = {"cifar10": "CIFAR10", "cars": "Cars", "food": "Food", "pets": "Pets", "places": "Places",
@@ -101,6 +102,43 @@ def differences(experiments: dict, profile: Profile, reference: str | None = Non
     return pd.DataFrame.from_dict(rows, orient="index", columns=[COLUMNS[key] for key in evaluations])
 
 
+def seed_scores(experiments: dict, profile: Profile, evaluations=TABLE2) -> pd.DataFrame:
+    """``scores`` of each run at every training seed of the profile (``runs.replicas``): rows ``(label, seed)``. A
+    run that trains nothing (random init.) has seed 0 only; an unfinished replica gives NaN."""
+    frames = {label: scores(dict(enumerate(replicas(name, profile.seeds if has_seeds(name, profile) else 1))),
+                            profile, evaluations) for label, name in experiments.items()}
+    return pd.concat(frames, names=["model", "seed"])
+
+
+def seed_difference(a: str, b: str, profile: Profile, evaluation: str) -> Interval | None:
+    """Run ``a``'s mean score over its training seeds minus run ``b``'s, with the 95% interval of Welch's t-test over
+    the seeds (``scipy.stats.ttest_ind``, unequal variances): the noise of training, where ``difference`` measures
+    the noise of the test images. ``None`` unless each has at least 2 finished seeds."""
+    from scipy.stats import ttest_ind
+
+    found = [seed_scores({"run": name}, profile, (evaluation,)).iloc[:, 0].dropna().to_numpy() for name in (a, b)]
+    if min(len(x) for x in found) < 2:
+        return None
+    with warnings.catch_warnings():  # scipy warns when one side's seeds score alike; its interval is still right
+        warnings.simplefilter("ignore", RuntimeWarning)
+        interval = ttest_ind(*found, equal_var=False).confidence_interval(LEVEL)
+    if not (np.isfinite(interval.low) and np.isfinite(interval.high)):  # no spread on either side: no t-test
+        return None
+    return Interval(float(found[0].mean() - found[1].mean()), float(interval.low), float(interval.high))
+
+
+def seed_spread(seeds: pd.DataFrame, digits: dict | None = None) -> pd.DataFrame:
+    """Per model and column of ``seed_scores``: "mean [lowest, highest] (n)" over its finished seeds; "" for a model
+    with fewer than 2."""
+    def cell(values, d):
+        values = values.dropna()
+        return "" if len(values) < 2 else f"{values.mean():.{d}f} [{values.min():.{d}f}, {values.max():.{d}f}] ({len(values)})"
+
+    digits = digits or {}
+    grouped = seeds.groupby(level="model", sort=False)
+    return pd.DataFrame({col: grouped[col].agg(lambda v, d=digits.get(col, 1): cell(v, d)) for col in seeds.columns})
+
+
 LOWER_IS_BETTER = ("nyud_depth", "NYUD_depth_rmse")  # the depth rmse, as evaluation and as column
 
 
@@ -119,7 +157,6 @@ def tally(signs: pd.DataFrame) -> pd.DataFrame:
     or untested (no interval)."""
     return pd.DataFrame({"better": (signs > 0).sum(axis=1), "level": (signs == 0).sum(axis=1),
                          "worse": (signs < 0).sum(axis=1), "untested": signs.isna().sum(axis=1)})
-
 
 
 def pretrain_logs(experiments: dict, profile: Profile) -> dict:
@@ -161,14 +198,22 @@ def with_deltas(scores: pd.DataFrame, reference: str, digits: dict | None = None
                         index=scores.index)
 
 
+SEEDS_ROW = "ours, seeds"  # the line of a model trained at several seeds: "mean [lowest, highest] (n)"
+
+
 def beside(ours: pd.DataFrame, paper: pd.DataFrame, reference: str, digits: dict | None = None,
-           margins: pd.DataFrame | None = None, differences: pd.DataFrame | None = None) -> pd.DataFrame:
+           margins: pd.DataFrame | None = None, differences: pd.DataFrame | None = None,
+           spread: pd.DataFrame | None = None) -> pd.DataFrame:
     """Our rows interleaved with the paper's (``(row, "ours" | "paper")``), each with deltas to ``reference``
-    (ours with ``margins`` and ``differences`` as in ``with_deltas``); a cell or row the paper lacks reads "-"."""
-    theirs = with_deltas(paper.reindex(index=ours.index, columns=ours.columns), reference, digits)
-    both = pd.concat({"ours": with_deltas(ours, reference, digits, margins, differences),
-                      "paper": theirs.replace("missing", "-")})
-    return both.swaplevel().reindex(pd.MultiIndex.from_product([ours.index, ["ours", "paper"]]))
+    (ours with ``margins`` and ``differences`` as in ``with_deltas``); a cell or row the paper lacks reads "-". With
+    ``spread`` (``seed_spread``), a model trained at several seeds gets a third line, ``SEEDS_ROW``."""
+    parts = {"ours": with_deltas(ours, reference, digits, margins, differences),
+             "paper": with_deltas(paper.reindex(index=ours.index, columns=ours.columns), reference,
+                                  digits).replace("missing", "-")}
+    if spread is not None:
+        parts[SEEDS_ROW] = spread.reindex(index=ours.index, columns=ours.columns).fillna("")
+    both = pd.concat(parts).swaplevel().reindex(pd.MultiIndex.from_product([ours.index, list(parts)]))
+    return both[[kind != SEEDS_ROW or (row != "").any() for (_, kind), row in both.iterrows()]]
 
 
 def uncertainty_note(reference: str) -> str:
@@ -295,7 +340,8 @@ def styled(table: pd.DataFrame, blind_columns=(), caption: str = ""):
     shown = table.rename(columns=names)
     style = shown.style.set_caption(caption)
     if names:
-        ours = shown.index.get_level_values(-1) == "ours" if shown.index.nlevels > 1 else np.ones(len(shown), bool)
+        ours = (shown.index.get_level_values(-1).str.startswith("ours") if shown.index.nlevels > 1
+                else np.ones(len(shown), bool))
         style = style.set_properties(subset=pd.IndexSlice[shown.index[ours], list(names.values())],
                                      **{"color": "#9a9a9a", "background-color": "#f3f3f3"})
     return style
@@ -315,7 +361,6 @@ def blind_note(ranges: pd.DataFrame) -> str:
 
 
 def floor_summary(scores: pd.DataFrame, floors: pd.Series) -> str:
-
     """One sentence: each column's constant-prediction floor and how many rows clear it (rmse: lower)."""
     parts = []
     for col in scores.columns:

@@ -5,6 +5,11 @@ project): the resolved ``params.yaml``, the executed ``notebook.ipynb``, ``metri
 last, atomically: its presence means the run is done), plus whatever the run keeps (checkpoint,
 log); ``rundir`` names and writes these files. Changing any resolved parameter changes the hash, so
 results of different settings never mix.
+
+A *replica* ``<experiment>@seed<n>`` is the same experiment trained with its seed raised by n (for an evaluation:
+on the replica of its pretraining run). The seed draws the pretraining set (the twin's images, or the subset of
+the real one), the initialisation and the data order, so replicas measure how much a number owes to training
+noise (``revisit.results.seed_scores``).
 """
 from __future__ import annotations
 
@@ -17,8 +22,26 @@ from pathlib import Path
 import yaml
 
 from . import rundir
-from .config import (DENSE_RECIPE_VERSION, PRETRAINING, PROJECT_ROOT, RECIPE_VERSION, Experiment, ParamsError, Profile,
-                     load_experiment, params_hash, resolve)
+from .config import (DENSE_RECIPE_VERSION, MAX_SEED, PRETRAINING, PROJECT_ROOT, RECIPE_VERSION, Experiment,
+                     ParamsError, Profile, load_experiment, params_hash, resolve)
+
+SEED_MARK = "@seed"  # "linear/table2_in118k@seed2": replica 2 of that experiment
+
+
+def replica_of(name: str) -> tuple[str, int]:
+    """``"linear/table2_in118k@seed2"`` -> ``("linear/table2_in118k", 2)``; a plain name is replica 0, the params
+    file as written."""
+    base, mark, number = name.partition(SEED_MARK)
+    if not mark:
+        return name, 0
+    if not number.isdigit() or int(number) == 0 or int(number) > MAX_SEED:
+        raise ParamsError(f"{name!r}: a replica is named <experiment>{SEED_MARK}<n>, n a whole number from 1")
+    return base, int(number)
+
+
+def replicas(name: str, count: int) -> list[str]:
+    """``name`` at its first ``count`` training seeds: itself, then ``name@seed1``, ``name@seed2``, ..."""
+    return [name] + [f"{name}{SEED_MARK}{k}" for k in range(1, count)]
 
 
 def runs_root() -> Path:
@@ -34,6 +57,12 @@ class Run:
     profile: Profile
     params: object
     needs: "Run | None"
+    replica: int = 0
+
+    @property
+    def name(self) -> str:
+        """The experiment's name, with ``@seed<n>`` for a replica: what ``plan`` takes back."""
+        return f"{self.experiment.name}{SEED_MARK}{self.replica}" if self.replica else self.experiment.name
 
     @property
     def run_id(self) -> str:
@@ -44,7 +73,7 @@ class Run:
             values["twin_recipe"] = RECIPE_VERSION
             if self.experiment.kind == "transfer":
                 values["dense_twin_recipe"] = DENSE_RECIPE_VERSION
-        return f"{self.experiment.name.replace('/', '__')}--{params_hash(values)}"
+        return f"{self.name.replace('/', '__')}--{params_hash(values)}"
 
     @property
     def dir(self) -> Path:
@@ -66,24 +95,40 @@ class Run:
 
     def resolved(self) -> dict:
         values = dataclasses.asdict(self.params)
-        return {"experiment": self.experiment.name, "kind": self.experiment.kind, "profile": self.profile.name,
+        return {"experiment": self.name, "kind": self.experiment.kind, "profile": self.profile.name,
                 "pretrain_run": self.needs.run_id if self.needs else None, "params": values}
 
 
 def plan(name: str, profile: Profile, referrer: str | None = None) -> Run:
-    """The run of experiment ``name`` at ``profile``, with its dependency resolved (``referrer``: who names it)."""
-    experiment = load_experiment(name, referrer=referrer)
+    """The run of experiment ``name`` (or of a replica, ``name@seed<n>``) at ``profile``, with its dependency
+    resolved (``referrer``: who names it)."""
+    base, replica = replica_of(name)
+    experiment = load_experiment(base, referrer=referrer)
     params = resolve(experiment, profile)
     needs = None
     if experiment.kind in ("linear", "transfer") and params.pretrain:
-        needs = plan(params.pretrain, profile, referrer=f"{experiment.path}: key 'pretrain'")
+        needs = plan(params.pretrain + (f"{SEED_MARK}{replica}" if replica else ""), profile,
+                     referrer=f"{experiment.path}: key 'pretrain'")
         if needs.experiment.kind not in PRETRAINING:
 
             raise ParamsError(f"{experiment.path}: 'pretrain' must name a pretraining experiment, got {params.pretrain}")
         if (needs.params.arch, needs.params.width) != (params.arch, params.width):
             raise ParamsError(f"{experiment.path}: arch/width {params.arch}/{params.width} differ from the pretraining "
                              f"run's {needs.params.arch}/{needs.params.width}; set them alike in the profile")
-    return Run(experiment, profile, params, needs)
+    elif replica and experiment.kind in PRETRAINING:
+        if params.seed + replica > MAX_SEED:
+            raise ParamsError(f"{name!r}: seed {params.seed} + {replica} is past the largest seed, {MAX_SEED}")
+        params = dataclasses.replace(params, seed=params.seed + replica)
+    elif replica:
+        raise ParamsError(f"{name!r}: {experiment.path} evaluates a random initialisation, which has no training "
+                          "seed to replicate")
+    return Run(experiment, profile, params, needs, replica)
+
+
+def has_seeds(name: str, profile: Profile) -> bool:
+    """Whether ``name`` trains (or evaluates a trained backbone), so that it has replicas at other seeds."""
+    run = plan(name, profile)
+    return run.needs is not None or run.experiment.kind in PRETRAINING
 
 
 def prepare(run: Run):

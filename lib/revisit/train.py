@@ -66,6 +66,13 @@ def build_views(p: PretrainParams) -> Views:
                  max_iou=p.max_iou, policy=p.policy)
 
 
+def autocast_dtype(precision: str, device: str) -> torch.dtype | None:
+    """The dtype the training step autocasts to (``PretrainParams.precision``), or None for float32."""
+    if precision == "bf16":
+        return torch.bfloat16
+    return torch.float16 if precision == "amp" and str(device).startswith("cuda") else None
+
+
 def cosine_lr(p: PretrainParams, epoch: int) -> float:
     """Learning rate of ``epoch``: base_lr x batch/256, cosine-decayed, no warm-up."""
     lr = p.base_lr * p.batch_size / 256
@@ -161,7 +168,8 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
     model = channels_last(build_model(p, images).to(device))
     trained = [q for q in model.parameters() if q.requires_grad]  # MoCo: the query encoder (keys follow by EMA)
     optimizer = torch.optim.SGD(trained, lr=cosine_lr(p, 0), momentum=p.sgd_momentum, weight_decay=p.weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda"))
+    low = autocast_dtype(p.precision, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=low == torch.float16)  # bfloat16 has float32's range: no scaling
     start_epoch, train_seconds = 0, 0.0
     state = load_checkpoint(run_dir)
     if state is not None:
@@ -199,7 +207,7 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
                 inputs = tuple(channels_last(x) for x in model.inputs(batch, device))
                 global_step = epoch * steps_per_epoch + step
                 nn_weight = p.nn_lambda if global_step >= warmup_steps else 0.0
-                with torch.autocast("cuda", enabled=device.startswith("cuda")):
+                with torch.autocast(torch.device(device).type, dtype=low, enabled=low is not None):
                     loss, logits, loss_nn = net(*inputs, nn_weight=nn_weight,
                                                 enqueue_first=p.nn_startup == "enqueue_first")
                 _check_finite("loss", loss, global_step, epoch, p)
