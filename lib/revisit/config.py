@@ -122,8 +122,9 @@ class PretrainParams:
     snapshot_every: int = field(default=0, metadata=_range(0, MAX_EPOCHS))
     workers: int = field(default=8, metadata=_range(0, 256))
     threads: int = field(default=0, metadata=_range(0, 1024))  # torch intra-op threads; 0 = torch's default
-    # autocast of the training step: "amp" float16 on CUDA (with a gradient scaler) and float32 elsewhere; "bf16"
-    # bfloat16 on any device (profile cpu: 1.65x per step on a CPU with AVX512-BF16); "fp32" never
+    # autocast of the backbones in the training step (heads, logits and losses stay float32): "amp" float16 on CUDA
+    # (with a gradient scaler), float32 elsewhere; "bf16" bfloat16 on any device (profile cpu: 1.6x per step on a
+    # CPU with AVX512-BF16); "fp32" never
     precision: str = field(default="amp", metadata=_choices("amp", "bf16", "fp32"))
     seed: int = field(default=0, metadata=_range(0, MAX_SEED))
     log_every: int = field(default=10, metadata=_range(1, 10**6))

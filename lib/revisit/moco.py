@@ -143,12 +143,10 @@ class MoCo(nn.Module):
         return torch.cat([encoder(chunk) for chunk in x.chunk(self.bn_groups)])
 
     @torch.no_grad()
-    def encode_keys(self, anchors):
-        """Normalised key features and backbone features of the anchors, shuffled across BN groups then unshuffled."""
+    def key_features(self, anchors):
+        """Backbone features of the anchors under the key encoder, shuffled across BN groups then unshuffled."""
         perm = torch.randperm(anchors.shape[0], device=anchors.device)
-        backbone_k, head_k = self.encoder_k
-        g = self._grouped(backbone_k, anchors[perm])[torch.argsort(perm)]
-        return F.normalize(head_k(g), dim=1), F.normalize(g, dim=1)
+        return self._grouped(self.encoder_k[0], anchors[perm])[torch.argsort(perm)]
 
     def forward(self, anchor, positive, small=None, nn_weight=0.0, enqueue_first=False):
         """Losses of one batch: ``anchor``, ``positive`` ``(B, 3, H, W)``, ``small`` ``(B, N, 3, h, w)`` or None.
@@ -162,10 +160,17 @@ class MoCo(nn.Module):
         if small is not None and small.shape[1]:
             b, n = small.shape[:2]
             feats = torch.cat([feats, self._grouped(backbone, small.flatten(0, 1)).view(b, n, -1)], dim=1)
-        q = F.normalize(head(feats), dim=-1)  # (B, L, C): positives stay lined up with their anchor
         with torch.no_grad():
             self.momentum_update()
-            k, k_g = self.encode_keys(anchor)
+            g = self.key_features(anchor)
+        with torch.autocast(feats.device.type, enabled=False):  # heads, logits, losses in float32 under any autocast
+            return self._losses(feats.float(), g.float(), head, nn_weight, enqueue_first)
+
+    def _losses(self, feats, g, head, nn_weight, enqueue_first):
+        """``forward`` from the backbone features on: query ``feats`` ``(B, L, Cg)``, key ``g`` ``(B, Cg)``."""
+        q = F.normalize(head(feats), dim=-1)  # (B, L, C): positives stay lined up with their anchor
+        with torch.no_grad():
+            k, k_g = F.normalize(self.encoder_k[1](g), dim=1), F.normalize(g, dim=1)
         logits = info_nce_logits(q, k, self.queue.clone().detach(), self.temperature)
         loss = _instance_loss(logits)
         loss_nn = torch.zeros((), device=loss.device)
