@@ -43,6 +43,11 @@ def verdict(gain: Interval | None, expect: str = ">") -> str:
         return "contradicted"
     if gain.low > 0:
         return "reproduced"
+    return within_noise(expect)
+
+
+def within_noise(expect: str = ">") -> str:
+    """The verdict on a claim whose difference the noise could explain: for "not worse" that is consistent."""
     return "consistent (within the noise)" if expect == ">=" else "not separated"
 
 
@@ -52,7 +57,7 @@ def combined(gain: Interval | None, seed_gain: Interval | None, expect: str = ">
     first = verdict(gain, expect)
     if seed_gain is None or first == "untested":
         return first
-    return first if verdict(seed_gain, expect) == first else verdict(Interval(0.0, -1.0, 1.0), expect)
+    return first if verdict(seed_gain, expect) == first else within_noise(expect)
 
 
 UNTESTABLE = "untestable at this profile"
