@@ -127,6 +127,8 @@ def test_dense_scores_equal_the_metrics_on_the_resampled_images():
     w, drawn = _resampled(rng, 12)
     assert miou.scores(w)[0] == pytest.approx(100 * mean_iou(sum(confusions[i] for i in drawn))[0])
     assert miou.value() == pytest.approx(100 * mean_iou(confusions.sum(0))[0])
+    foreground = Predictions("miou_fg", confusions.sum(2), confusions)  # class 0 out of the mean, not of the matrix
+    assert foreground.scores(w)[0] == pytest.approx(100 * np.nanmean(mean_iou(sum(confusions[i] for i in drawn))[1][1:]))
     depth = [(rng.random((5, 5)) + 0.5, rng.random((5, 5)) + 0.5) for _ in range(12)]
     rmse = Predictions("rmse", np.full(12, 25), np.array([((p - t) ** 2).sum() for p, t in depth]))
     assert rmse.scores(w)[0] == pytest.approx(np.sqrt(np.mean([(depth[i][0] - depth[i][1]) ** 2 for i in drawn])))
@@ -169,3 +171,11 @@ def test_detection_ap_equals_voc_ap_on_the_resampled_images(eleven_point):
         w, drawn = _resampled(rng, 15)
         again = voc_ap([detections[i] for i in drawn], [targets[i] for i in drawn], classes, use_07_metric=eleven_point)
         assert p.scores(w)[0] == pytest.approx(again["AP"])
+
+
+def test_foreground_miou_by_hand():
+    # one image, 3 classes: background (0) 4 px all right; class 1: 2 px, one predicted as 0; class 2: 2 px right
+    confusion = np.array([[[4, 0, 0], [1, 1, 0], [0, 0, 2]]])
+    # IoU: background 4/5, class 1 1/2, class 2 2/2 -> all classes 0.7667, without background 0.75
+    assert Predictions("miou", confusion.sum(2), confusion).value() == pytest.approx(100 * (0.8 + 0.5 + 1) / 3)
+    assert Predictions("miou_fg", confusion.sum(2), confusion).value() == pytest.approx(75)

@@ -3,7 +3,7 @@ import dataclasses
 
 import pytest
 
-from revisit.config import ParamsError, load_experiment, load_profile, params_hash, resolve
+from revisit.config import MAX_SEED, ParamsError, load_experiment, load_profile, params_hash, resolve
 
 
 def write(root, name, text):
@@ -264,7 +264,28 @@ def test_a_replica_trains_at_a_raised_seed_and_keeps_everything_else(tmp_path, m
     assert len({base.run_id, second.run_id, plan("linear/coco@seed1", profile).run_id}) == 3
     assert base.run_id.startswith("linear__coco--") and second.run_id.startswith("linear__coco@seed2--")
     assert plan("pretrain/coco@seed2", profile).run_id == second.needs.run_id
+    write(tmp_path, "linear/last", f"kind: linear\nseed: {MAX_SEED}\n")
     for bad, message in (("linear/coco@seed0", "a replica is named"), ("linear/coco@seedx", "a replica is named"),
-                         ("linear/random@seed1", "random initialisation, which has no training seed")):
+                         ("linear/last@seed1", "past the largest seed")):
         with pytest.raises(ParamsError, match=message):
             plan(bad, profile)
+
+
+def test_a_random_init_replica_draws_another_backbone_on_the_same_targets(tmp_path, monkeypatch):
+    """A random-init. evaluation has no pretraining seed: its replica keeps the params (the seed draws the target
+    twins too) and initialises the backbone at the raised seed."""
+    import torch
+    from revisit.backbones import build_backbone, evaluated_backbone
+    from revisit.runs import plan
+
+    write(tmp_path, "linear/random", "kind: linear\narch: resnet_small\nwidth: 4\nseed: 3\n")
+    write(tmp_path, "profiles/small", "seeds: 2\n")
+    monkeypatch.setenv("REVISIT_PARAMS", str(tmp_path))
+    profile = load_profile("small", root=tmp_path)
+    base, second = plan("linear/random", profile), plan("linear/random@seed1", profile)
+    assert second.params == base.params and second.run_id != base.run_id
+    nets = [evaluated_backbone(run)[0].state_dict() for run in (base, second)]
+    torch.manual_seed(4)  # seed 3, raised by 1
+    expected = build_backbone("resnet_small", 4).state_dict()
+    assert all(torch.equal(nets[1][k], expected[k]) for k in expected)
+    assert not all(torch.equal(nets[0][k], nets[1][k]) for k in expected)

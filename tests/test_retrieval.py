@@ -87,6 +87,9 @@ def test_constant_features_retrieve_poorly():
     result = segment_retrieval(Constant(), train, val, PARAMS, progress=False)
     assert result.n_val_regions == 2  # one region per image: nothing to cluster
     assert result.miou_21 < 40 and result.miou_7 < 40
+    # the bootstrap's per-image record gives back the 7-class score (background out of the mean)
+    assert result.predictions.score == "miou_fg" and len(result.predictions) == 2
+    assert result.predictions.value() == pytest.approx(result.miou_7)
 
 
 def test_seven_class_subset_ignores_the_other_classes():
@@ -99,7 +102,7 @@ def test_seven_class_subset_ignores_the_other_classes():
     assert result.per_class_21[DOG] == pytest.approx(0)
     # 7 classes: dog pixels become 255, car is perfect; background is not in the mean
     assert result.per_class_7[SUBSET_7.index("car")] == pytest.approx(100)
-    assert result.miou_7 == pytest.approx(100)
+    assert result.miou_7 == pytest.approx(100) and result.predictions.value() == pytest.approx(100)
 
 
 def test_majority_labels_respect_the_kept_classes():

@@ -7,7 +7,8 @@ from revisit import verdicts
 from revisit.bootstrap import Interval, Predictions, interval
 from revisit.config import load_profile
 from revisit.results import (CANNOT_DISCRIMINATE, blind, blind_note, column_ranges, differences, linear_scores, margins,
-                             seed_difference, seed_scores, seed_spread, significant, styled, tally, with_deltas)
+                             seed_difference, seed_differences, seed_scores, seed_spread, significant, styled, tally,
+                             with_deltas)
 from revisit.rundir import METRICS, predictions_file, write_json
 from revisit.runs import plan, replicas
 from revisit.verdicts import Claim, verdict
@@ -190,7 +191,7 @@ def test_seed_difference_is_welchs_interval_over_the_seeds(seeded):
     assert list(table.loc["C", "CIFAR10"]) == [62, 45, 70]
     assert list(seed_spread(table)["CIFAR10"]) == ["62.0 [60.0, 64.0] (3)", "52.0 [50.0, 55.0] (3)",
                                                   "59.0 [45.0, 70.0] (3)"]
-    assert seed_difference(RUNS["A"], "linear/table2_random_init", seeded, "cifar10") is None  # one seed: no test
+    assert seed_difference(RUNS["A"], "linear/table2_random_init", seeded, "cifar10") is None  # no finished seed: no test
 
 
 def test_a_claim_across_seeds_needs_both_tests_to_agree(seeded):
@@ -201,6 +202,15 @@ def test_a_claim_across_seeds_needs_both_tests_to_agree(seeded):
     assert checked.loc[1, "ours: difference [95% interval]"].startswith("+12.0 [+")  # seed 0 alone: 62 - 50
     assert checked.loc[1, verdicts.SEEDS_COLUMN].startswith("+7.0 [-")
     assert "Welch's t-test over the seeds" in verdicts.summary(checked)
+
+
+def test_a_tally_across_seeds_counts_a_win_only_where_welch_agrees(seeded):
+    """Against B: A and C are better at seed 0 (paired bootstrap); across the seeds only A is (C's interval holds 0)."""
+    paired, seeds = differences(RUNS, seeded, "B", ("cifar10",)), seed_differences(RUNS, seeded, "B", ("cifar10",))
+    assert seeds.at["B", "CIFAR10"] is None and seeds.at["C", "CIFAR10"].value == pytest.approx(7.0)
+    assert list(significant(paired)["CIFAR10"].fillna(9)) == [1, 9, 1]
+    assert list(significant(paired, seeds)["CIFAR10"].fillna(9)) == [1, 9, 0]
+    assert tally(significant(paired, seeds)).loc["C"].to_dict() == {"better": 0, "level": 1, "worse": 0, "untested": 0}
 
 
 @pytest.mark.parametrize("gain, seeds, expect, expected", [

@@ -124,14 +124,14 @@ def load_backbone(path, arch: str, width: int = 32, map_location="cpu") -> nn.Mo
 
 def evaluated_backbone(run) -> tuple[nn.Module, str, str]:
     """What an evaluation run (linear or transfer) works on: its pretraining run's ``backbone.pt`` (or a
-    random initialisation seeded by the run's params), where that came from, and the device to use.
-    Also applies the run's ``threads``."""
+    random initialisation seeded by the run's seed plus its replica number), where that came from, and the
+    device to use. Also applies the run's ``threads``."""
     p = run.params
     if p.threads:
         torch.set_num_threads(p.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if run.needs is None:
-        torch.manual_seed(p.seed)
+        torch.manual_seed(p.seed + run.replica)
         return build_backbone(p.arch, p.width), "random initialisation", device
     return load_backbone(run.needs.dir / BACKBONE, p.arch, p.width), str(run.needs.dir), device
 

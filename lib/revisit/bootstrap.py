@@ -21,7 +21,8 @@ from . import rundir
 DRAWS = 1000  # resamples per interval: the ends of a 95% interval move by about 0.3 points between resampling seeds
 LEVEL = 0.95
 SCORES = ("accuracy", "balanced_accuracy", "ap11", "ap",  # top-1, mean per-class accuracy, VOC07 11-point / all-point mAP
-          "miou", "rmse", "ratio",  # dense tasks: mIoU, depth rmse (metres), a ratio of sums (DAVIS J&F over objects)
+          "miou", "miou_fg", "rmse", "ratio",  # dense tasks: mIoU (miou_fg: class 0, background, left out of the
+          # mean, as Table 6's 7-class mIoU), depth rmse (metres), a ratio of sums (DAVIS J&F over objects)
           "det_ap11", "det_ap")  # VOC detection AP over IoU thresholds, 11-point or all-point (``detection.voc_ap``)
 
 
@@ -52,7 +53,7 @@ class Predictions:
 
     - ``accuracy``, ``balanced_accuracy``: ``(N,)`` classes and ``(N,)`` predicted classes;
     - ``ap11``, ``ap``: ``(N, C)`` 0/1 labels and ``(N, C)`` classifier scores;
-    - ``miou``: ``(N, K)`` ground-truth pixels per class and ``(N, K, K)`` confusion matrices (rows: truth);
+    - ``miou``, ``miou_fg``: ``(N, K)`` ground-truth pixels per class and ``(N, K, K)`` confusion matrices (rows: truth);
     - ``rmse``: ``(N,)`` measured pixels and ``(N,)`` sums of squared errors;
     - ``ratio``: ``(N,)`` denominators and ``(N,)`` numerators (DAVIS: objects, and the sum of their J&F);
     - ``det_ap11``, ``det_ap``: ``(N, C)`` non-difficult boxes per image and class, and one row per detection,
@@ -85,8 +86,8 @@ class Predictions:
             with np.errstate(invalid="ignore", divide="ignore"):
                 ratio = (weights @ self.decision) / (weights @ self.labels)
             return np.sqrt(ratio) if self.score == "rmse" else 100.0 * ratio
-        if self.score == "miou":
-            return 100.0 * mean_iou(np.tensordot(weights, self.decision, axes=1))
+        if self.score in ("miou", "miou_fg"):
+            return 100.0 * mean_iou(np.tensordot(weights, self.decision, axes=1), first=int(self.score == "miou_fg"))
         if self.score.startswith("det_"):
             return 100.0 * detection_ap(self.labels, self.decision, weights, eleven_point=self.score == "det_ap11")
         if self.score == "accuracy":
@@ -160,13 +161,14 @@ def paired_difference(a: Predictions, b: Predictions, draws: int = DRAWS, seed: 
     return percentile_interval(a.value() - b.value(), draws_a - draws_b)
 
 
-def mean_iou(confusions: np.ndarray) -> np.ndarray:
+def mean_iou(confusions: np.ndarray, first: int = 0) -> np.ndarray:
     """``metrics.mean_iou`` of each ``(K, K)`` matrix of ``(draws, K, K)``: classes with no pixel in truth or
-    prediction are left out of the mean. In [0, 1]."""
+    prediction are left out of the mean, and so are classes below ``first``. In [0, 1]."""
     tp = np.diagonal(confusions, axis1=1, axis2=2)
     union = confusions.sum(1) + confusions.sum(2) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.nanmean(np.where(union > 0, tp / union, np.nan), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a draw without any scored class
+        return np.nanmean(np.where(union > 0, tp / union, np.nan)[:, first:], axis=1)
 
 
 def detection_ap(positives, rows, weights, eleven_point=True) -> np.ndarray:

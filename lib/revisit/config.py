@@ -27,7 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # data/dense_twins.py changes: cached twins and the runs on them are then made anew. They live here, not beside
 # the recipes, so that planning a run imports no torch (each run's batch process starts in about a second).
 RECIPE_VERSION = 7
-DENSE_RECIPE_VERSION = 1
+DENSE_RECIPE_VERSION = 2
 
 
 def params_root() -> Path:

@@ -17,7 +17,7 @@ import pandas as pd
 from .bootstrap import DRAWS, LEVEL, Interval, Predictions, bootstrap_scores, paired_difference
 from .config import Profile
 from .rundir import predictions_file
-from .runs import has_seeds, plan, replicas
+from .runs import plan, replicas
 from .train import read_log
 
 TARGET_COLUMNS = {"cifar10": "CIFAR10", "cars": "Cars", "food": "Food", "pets": "Pets", "places": "Places",
@@ -26,7 +26,8 @@ TARGET_COLUMNS = {"cifar10": "CIFAR10", "cars": "Cars", "food": "Food", "pets": 
 TABLE2 = ("cifar10", "cars", "food", "pets", "places", "sun", "voc")
 TASK_COLUMNS = {"voc_seg": "VOC_seg", "cityscapes_seg": "Cityscapes_seg", "nyud_seg": "NYUD_seg", "voc_det": "VOC_det_AP",
                 "davis": "DAVIS_JF", "nyud_depth": "NYUD_depth_rmse"}  # dense task -> tables.yaml column
-COLUMNS = TARGET_COLUMNS | TASK_COLUMNS
+FROZEN_COLUMNS = {"voc_retrieval": "classes_7"}  # dense tasks on frozen features beside DAVIS (Table 6's main column)
+COLUMNS = TARGET_COLUMNS | TASK_COLUMNS | FROZEN_COLUMNS
 
 
 def number(value) -> float:
@@ -102,11 +103,19 @@ def differences(experiments: dict, profile: Profile, reference: str | None = Non
     return pd.DataFrame.from_dict(rows, orient="index", columns=[COLUMNS[key] for key in evaluations])
 
 
+def seed_differences(experiments: dict, profile: Profile, reference: str, evaluations=TABLE2) -> pd.DataFrame:
+    """``seed_difference`` of each row to the row labelled ``reference`` (``Interval`` cells, ``None`` where either
+    has fewer than 2 finished seeds); rows and columns as ``differences``."""
+    rows = {label: {COLUMNS[key]: seed_difference(name, experiments[reference], profile, key) if label != reference
+                    else None for key in evaluations} for label, name in experiments.items()}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[COLUMNS[key] for key in evaluations])
+
+
 def seed_scores(experiments: dict, profile: Profile, evaluations=TABLE2) -> pd.DataFrame:
-    """``scores`` of each run at every training seed of the profile (``runs.replicas``): rows ``(label, seed)``. A
-    run that trains nothing (random init.) has seed 0 only; an unfinished replica gives NaN."""
-    frames = {label: scores(dict(enumerate(replicas(name, profile.seeds if has_seeds(name, profile) else 1))),
-                            profile, evaluations) for label, name in experiments.items()}
+    """``scores`` of each run at every training seed of the profile (``runs.replicas``): rows ``(label, seed)``; a
+    replica not run (not listed under ``seeds`` in ``params/book.yaml``) or unfinished gives NaN."""
+    frames = {label: scores(dict(enumerate(replicas(name, profile.seeds))), profile, evaluations)
+              for label, name in experiments.items()}
     return pd.concat(frames, names=["model", "seed"])
 
 
@@ -142,14 +151,20 @@ def seed_spread(seeds: pd.DataFrame, digits: dict | None = None) -> pd.DataFrame
 LOWER_IS_BETTER = ("nyud_depth", "NYUD_depth_rmse")  # the depth rmse, as evaluation and as column
 
 
-def significant(differences: pd.DataFrame) -> pd.DataFrame:
+def significant(differences: pd.DataFrame, seeds: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per cell: +1 (better beyond the noise: the interval excludes 0 on the good side), -1 (worse), 0 (the interval
-    holds 0), NaN (no test). For the depth rmse a negative difference is better."""
+    holds 0), NaN (no test). For the depth rmse a negative difference is better. With ``seeds``
+    (``seed_differences``), a cell whose Welch interval over seeds does not give the same sign counts 0."""
     def sign(d, col):
         return np.nan if d is None else (np.sign(d.value) * (-1 if col in LOWER_IS_BETTER else 1) if d.excludes_zero else 0.0)
 
-    return pd.DataFrame({col: [sign(d, col) for d in differences[col]] for col in differences.columns},
-                        index=differences.index, dtype=float)
+    signs = pd.DataFrame({col: [sign(d, col) for d in differences[col]] for col in differences.columns},
+                         index=differences.index, dtype=float)
+    if seeds is None:
+        return signs
+    across = pd.DataFrame({col: [sign(d, col) for d in seeds[col]] for col in seeds.columns}, index=seeds.index,
+                          dtype=float).reindex_like(signs)
+    return signs.where(across.isna() | (across == signs) | signs.isna(), 0.0)
 
 
 def tally(signs: pd.DataFrame) -> pd.DataFrame:

@@ -41,6 +41,7 @@ from sklearn.exceptions import ConvergenceWarning
 from tqdm import tqdm
 
 from .backbones import FeatureMap
+from .bootstrap import Predictions
 from .data.dense import DenseSet
 from .linear import resize_square
 from .metrics import confusion_matrix, mean_iou
@@ -204,6 +205,7 @@ class RetrievalResult:
     train: Regions = field(repr=False)
     val: Regions = field(repr=False)
     neighbour: np.ndarray = field(repr=False)  # (R_val,) nearest train region (21-class memory bank)
+    predictions: Predictions | None = field(default=None, repr=False)  # the 7-class score per val image (bootstrap)
 
     def scores(self) -> dict:
         """The plain numbers, for a results store."""
@@ -230,21 +232,34 @@ def segment_retrieval(net, train: DenseSet, val: DenseSet, params: RetrievalPara
     pred_7, _ = _retrieve(train_r, val_r, keep_7)
 
     conf_21 = np.zeros((num_classes, num_classes), np.int64)
-    conf_7 = np.zeros_like(conf_21)
+    per_image_7 = []  # the 7-class confusion of each scored val image
     for i, region_map in enumerate(val_r.maps):
         if region_map is None:
             continue
         target = np.asarray(val.target(i), np.int64)
         conf_21 += confusion_matrix(_resize_nearest(pred_21[region_map], target.shape), target, num_classes, IGNORE)
         target_7 = np.where(np.isin(target, keep_7), target, IGNORE)
-        conf_7 += confusion_matrix(_resize_nearest(pred_7[region_map], target.shape), target_7, num_classes, IGNORE)
+        per_image_7.append(confusion_matrix(_resize_nearest(pred_7[region_map], target.shape), target_7, num_classes,
+                                            IGNORE))
+    per_image_7 = np.stack(per_image_7) if per_image_7 else np.zeros((0, num_classes, num_classes), np.int64)
 
     miou_21, iou_21 = mean_iou(conf_21)
-    iou_7 = mean_iou(conf_7)[1][subset]
+    iou_7 = mean_iou(per_image_7.sum(0))[1][subset]
     miou_7 = float(np.nanmean(iou_7)) if np.isfinite(iou_7).any() else float("nan")
     return RetrievalResult(100 * miou_21, 100 * miou_7, (100 * iou_21).tolist(), (100 * iou_7).tolist(), classes,
                            list(params.subset), len(train), len(val), len(train_r.descriptors),
-                           len(val_r.descriptors), train_r.skipped + val_r.skipped, train_r, val_r, neighbour)
+                           len(val_r.descriptors), train_r.skipped + val_r.skipped, train_r, val_r, neighbour,
+                           _predictions_7(per_image_7, classes))
+
+
+def _predictions_7(confusions: np.ndarray, classes: list) -> Predictions | None:
+    """The 7-class mIoU per val image, for its bootstrap: the confusions hold only the 7 classes and background,
+    and background (class 0) is left out of the mean (``miou_fg``); without a background class every class counts."""
+    if "background" not in classes:
+        return Predictions("miou", confusions.sum(2), confusions)
+    if classes.index("background") != 0:
+        return None  # miou_fg leaves out class 0 only
+    return Predictions("miou_fg", confusions.sum(2), confusions)
 
 
 @dataclass

@@ -9,7 +9,8 @@ results of different settings never mix.
 A *replica* ``<experiment>@seed<n>`` is the same experiment trained with its seed raised by n (for an evaluation:
 on the replica of its pretraining run). The seed draws the pretraining set (the twin's images, or the subset of
 the real one), the initialisation and the data order, so replicas measure how much a number owes to training
-noise (``revisit.results.seed_scores``).
+noise (``revisit.results.seed_scores``). A replica of a random-init. evaluation keeps its params (its seed also
+draws the target twins) and initialises the backbone with the seed raised by n (``backbones.evaluated_backbone``).
 """
 from __future__ import annotations
 
@@ -115,20 +116,12 @@ def plan(name: str, profile: Profile, referrer: str | None = None) -> Run:
         if (needs.params.arch, needs.params.width) != (params.arch, params.width):
             raise ParamsError(f"{experiment.path}: arch/width {params.arch}/{params.width} differ from the pretraining "
                              f"run's {needs.params.arch}/{needs.params.width}; set them alike in the profile")
-    elif replica and experiment.kind in PRETRAINING:
+    elif replica:  # a pretraining run, or a random-init. evaluation (whose backbone takes the raised seed)
         if params.seed + replica > MAX_SEED:
             raise ParamsError(f"{name!r}: seed {params.seed} + {replica} is past the largest seed, {MAX_SEED}")
-        params = dataclasses.replace(params, seed=params.seed + replica)
-    elif replica:
-        raise ParamsError(f"{name!r}: {experiment.path} evaluates a random initialisation, which has no training "
-                          "seed to replicate")
+        if experiment.kind in PRETRAINING:
+            params = dataclasses.replace(params, seed=params.seed + replica)
     return Run(experiment, profile, params, needs, replica)
-
-
-def has_seeds(name: str, profile: Profile) -> bool:
-    """Whether ``name`` trains (or evaluates a trained backbone), so that it has replicas at other seeds."""
-    run = plan(name, profile)
-    return run.needs is not None or run.experiment.kind in PRETRAINING
 
 
 def prepare(run: Run):

@@ -148,7 +148,7 @@ def _retrieval(backbone, p: TransferParams, run_dir: Path, device, progress):
     _save_retrievals(run_dir / "retrieval_examples.npz", examples(r, count=4, neighbours=3), train, val)
     details = {"mIoU_21": r.miou_21, "per_class_21": dict(zip(r.classes, r.per_class_21))}
     return TaskResult("voc_retrieval", METRICS["voc_retrieval"], r.miou_7, r.n_train, r.n_val,
-                      time.perf_counter() - start, details)
+                      time.perf_counter() - start, details, predictions=r.predictions)
 
 
 def _square(image: torch.Tensor, size: int) -> np.ndarray:

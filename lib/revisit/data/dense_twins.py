@@ -4,13 +4,14 @@ They draw with the object universe and helpers of ``twins`` (shape x texture cla
 backgrounds, the street look), so the dense tasks ask about what pretraining saw. Each twin keeps
 what its benchmark tests:
 
-* VOC segmentation / detection: 1-4 big objects of the 20 VOC classes (one universe class each) on
+* VOC segmentation / detection: 1-2 large objects of the 20 VOC classes (one universe class each) on
   a scene; per-pixel class of the visible object with a 1-pixel void band around objects (VOC's
   255 border); boxes of the visible pixels with "difficult" flags;
 * Cityscapes: street scenes labelled with the 19 train ids, stuff classes and small things;
 * NYUD-v2: a box room seen in perspective (wall, floor, ceiling) with 37 kinds of objects on the
   floor or on the back wall; depth in metres of the visible surface, a few Kinect-like holes;
-* DAVIS-2017: short videos of 2-3 objects moving over a panning scene, occluding each other.
+* DAVIS-2017: short videos of 2-3 objects of one colour moving over a panning scene, occluding each
+  other: only their shape and texture tell them apart.
 
 Each image is first drawn as ``Layers`` (which object is visible where, and where each would be
 seen alone); targets are read from them. Images are ``uint8`` ``(N, S, S, 3)``; segmentation
@@ -38,12 +39,13 @@ IGNORE = 255
 TWIN_SPLITS = ("train", "val", "test")
 _STREAMS = ("voc_segmentation", "voc_detection", "cityscapes", "nyud", "davis")  # one random stream each
 KEEPS = {  # dense task -> what its twin keeps of the benchmark (the book's twins page lists them)
-    "voc_seg": "1-4 big objects of the 20 VOC classes on a scene; VOC's void band around objects",
+    "voc_seg": "1-2 large objects of the 20 VOC classes on a scene; VOC's void band around objects",
     "cityscapes_seg": "street scenes labelled with the 19 train ids: large stuff classes and small things",
     "nyud_seg": "a box room in perspective with 37 kinds of objects on the floor and the back wall",
     "nyud_depth": "the same rooms' metric depth of the visible surface, with Kinect-like holes",
     "voc_det": "the VOC scenes' objects as boxes with difficult flags",
-    "davis": "short videos of 2-3 objects moving over a panning scene, occluding each other",
+    "davis": "short videos of 2-3 objects of one colour (told apart by shape and texture) moving over a panning "
+             "scene, occluding each other",
 }
 
 
@@ -103,15 +105,16 @@ VOC_UNIVERSE = {  # VOC class -> universe class (shape-texture): 20 distinct, ev
     "sheep": "disk-dots", "sofa": "ellipse-stripes", "train": "cross-stripes", "tvmonitor": "diamond-checker",
 }
 _VOC_IDS = [UNIVERSE.index(VOC_UNIVERSE[name]) for name in VOC_CLASSES]
-VOC_RADIUS = (0.1, 0.3)  # object radius, fraction of the image side
+VOC_OBJECTS = (1, 2)  # objects per image, fewest and most
+VOC_RADIUS = (0.25, 0.45)  # object radius, fraction of the image side (recipe 1: 1-4 objects of 0.1-0.3; twins page)
 DIFFICULT_VISIBLE = 0.3  # "difficult": less than this fraction of the object is visible (occluded) ...
 DIFFICULT_SIDE = 0.08  # ... or its visible box's shorter side is under this fraction of the image side
 
 
 def voc_scene(rng, size=SIZE) -> Layers:
-    """1-4 objects of the 20 classes, radius 10-30% of the image, at random places on a scene background."""
+    """``VOC_OBJECTS`` objects of the 20 classes, radius ``VOC_RADIUS`` of the image, at random places on a scene."""
     canvas = scene_background(rng, size, int(rng.integers(len(SCENE_PALETTES))))
-    classes = rng.integers(len(VOC_CLASSES), size=int(rng.integers(1, 5)))
+    classes = rng.integers(len(VOC_CLASSES), size=int(rng.integers(VOC_OBJECTS[0], VOC_OBJECTS[1] + 1)))
     instances = np.zeros((size, size), np.int32)
     full = np.zeros((len(classes), size, size), bool)
     for k, c in enumerate(classes):
@@ -498,18 +501,19 @@ class MovingObject:
 
 
 def moving_objects(rng, k, frames, size=SIZE) -> list[MovingObject]:
-    """``k`` objects of distinct classes and hues, each gliding in a straight line (plus a small wobble) toward
-    the centre, slowly turning and changing size, with depths that drift and may cross."""
+    """``k`` objects of distinct classes and one colour, each gliding in a straight line (plus a small wobble)
+    toward the centre, slowly turning and changing size, with depths that drift and may cross. One colour:
+    colour alone cannot carry a mask from frame to frame (recipe 1 gave each object its own hue, and random
+    features then propagated best; twins page)."""
     t = np.linspace(0, 1, frames)
-    hues = rng.random() + (np.arange(k) + rng.uniform(-0.15, 0.15, k)) / k  # colours apart from each other
+    color = _rgb(rng.random(), rng.uniform(0.5, 1.0), rng.uniform(0.55, 1.0))
     objects = []
-    for cls, hue in zip(rng.choice(len(UNIVERSE), size=k, replace=False), hues):
+    for cls in rng.choice(len(UNIVERSE), size=k, replace=False):
         start = rng.uniform(0.2, 0.8, 2) * size
         end = rng.uniform(0.3, 0.7, 2) * size
         while np.hypot(*(end - start)) < 0.1 * size:
             end = rng.uniform(0.3, 0.7, 2) * size
         wobble = 0.03 * size * np.sin(2 * np.pi * (rng.uniform(0.5, 1.5) * t + rng.random()))
-        color = _rgb(hue, rng.uniform(0.5, 1.0), rng.uniform(0.55, 1.0))
         freq, shade = rng.uniform(5, 8), int(rng.integers(2 ** 31))
         centre = start + (end - start) * t[:, None] + wobble[:, None]
         radius = size * rng.uniform(0.12, 0.22) * (1 + rng.uniform(-0.2, 0.2) * t)
