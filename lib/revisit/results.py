@@ -105,10 +105,11 @@ def differences(experiments: dict, profile: Profile, reference: str | None = Non
 
 def seed_differences(experiments: dict, profile: Profile, reference: str, evaluations=TABLE2) -> pd.DataFrame:
     """``seed_difference`` of each row to the row labelled ``reference`` (``Interval`` cells, ``None`` where either
-    has fewer than 2 finished seeds); rows and columns as ``differences``."""
-    rows = {label: {COLUMNS[key]: seed_difference(name, experiments[reference], profile, key) if label != reference
-                    else None for key in evaluations} for label, name in experiments.items()}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=[COLUMNS[key] for key in evaluations])
+    has fewer than 2 finished seeds); rows and columns as ``differences``. Reads every replica once."""
+    table = seed_scores(experiments, profile, evaluations)
+    rows = {label: {col: _welch(table.loc[label, col], table.loc[reference, col]) if label != reference else None
+                    for col in table.columns} for label in experiments}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(table.columns))
 
 
 def seed_scores(experiments: dict, profile: Profile, evaluations=TABLE2) -> pd.DataFrame:
@@ -123,9 +124,14 @@ def seed_difference(a: str, b: str, profile: Profile, evaluation: str) -> Interv
     """Run ``a``'s mean score over its training seeds minus run ``b``'s, with the 95% interval of Welch's t-test over
     the seeds (``scipy.stats.ttest_ind``, unequal variances): the noise of training, where ``difference`` measures
     the noise of the test images. ``None`` unless each has at least 2 finished seeds."""
+    return _welch(*(seed_scores({"run": name}, profile, (evaluation,)).iloc[:, 0] for name in (a, b)))
+
+
+def _welch(a: pd.Series, b: pd.Series) -> Interval | None:
+    """Mean of ``a`` minus mean of ``b`` (scores over seeds, NaN = unfinished) with Welch's 95% interval."""
     from scipy.stats import ttest_ind
 
-    found = [seed_scores({"run": name}, profile, (evaluation,)).iloc[:, 0].dropna().to_numpy() for name in (a, b)]
+    found = [a.dropna().to_numpy(), b.dropna().to_numpy()]
     if min(len(x) for x in found) < 2:
         return None
     with warnings.catch_warnings():  # scipy warns when one side's seeds score alike; its interval is still right
@@ -158,12 +164,14 @@ def significant(differences: pd.DataFrame, seeds: pd.DataFrame | None = None) ->
     def sign(d, col):
         return np.nan if d is None else (np.sign(d.value) * (-1 if col in LOWER_IS_BETTER else 1) if d.excludes_zero else 0.0)
 
-    signs = pd.DataFrame({col: [sign(d, col) for d in differences[col]] for col in differences.columns},
-                         index=differences.index, dtype=float)
+    def signs_of(frame):
+        return pd.DataFrame({col: [sign(d, col) for d in frame[col]] for col in frame.columns}, index=frame.index,
+                            dtype=float)
+
+    signs = signs_of(differences)
     if seeds is None:
         return signs
-    across = pd.DataFrame({col: [sign(d, col) for d in seeds[col]] for col in seeds.columns}, index=seeds.index,
-                          dtype=float).reindex_like(signs)
+    across = signs_of(seeds).reindex_like(signs)
     return signs.where(across.isna() | (across == signs) | signs.isna(), 0.0)
 
 
