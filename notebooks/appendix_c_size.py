@@ -28,7 +28,7 @@ import os
 import pandas as pd
 from IPython.display import Markdown, display
 
-from revisit import paper
+from revisit import page, paper
 from revisit.config import load_profile
 from revisit.plots import size_series
 from revisit.results import (CEILING, LOWER_IS_BETTER, beside, blind, blind_note, constant_floors, floor_summary, measure,
@@ -48,7 +48,7 @@ DIGITS = {"NYUD_depth_rmse": 3}
 # %% tags=["remove-input"]
 sizes = pd.DataFrame({label: {"images": plan(name, profile).params.images, "epochs": plan(name, profile).params.epochs}
                       for label, name in PRETRAIN.items()})
-display(Markdown(f"**Numbers on this page: profile `{profile.name}`.** {profile.description}"))
+page.banner(profile)
 display(sizes.style.set_caption("Pretraining set size and epochs of each run at this profile"))
 
 # %% [markdown]
@@ -72,9 +72,7 @@ display(rangesS1.style.format(precision=1, na_rep="-").format(precision=3, subse
                      "IN-118K's labels for the x1 models' steps); range: the ceiling's margin over the better floor"))
 
 display(Markdown(floor_summary(ours, constant_floors(TRANSFER, profile, DENSE))))
-if ours.isna().any().any():
-    display(Markdown(f"**{int(ours.isna().sum().sum())} cells are missing**: run "
-                     f"`revisit batch --profile {profile.name} --section appendix_c`."))
+page.missing(ours, profile, "appendix_c")
 
 # %% [markdown]
 # The same numbers against the dataset's size, as the gain over each dataset's x1 model (for depth,

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from revisit import paper, plots, verdicts
+from revisit import page, paper, plots, verdicts
 from revisit.config import load_profile
 from revisit.crops import default_view_ious
 from revisit.data import DatasetNotFoundError, long_tailed_class_sizes, pretrain_images
@@ -58,11 +58,9 @@ FLOORS = ("Rand. init.", CEILING)  # the rows that bound each column, not models
 
 # %% tags=["remove-input"]
 p = plan(PRETRAIN["IN-118K"], profile).params
-display(Markdown(
-    f"**Numbers on this page: profile `{profile.name}`.** {profile.description}  \n"
-    f"Pretraining at this profile: {p.source} data, `{p.arch}`"
-    f"{f' (width {p.width})' if p.arch == 'resnet_small' else ''}, {p.epochs} epochs, batch {p.batch_size}, "
-    f"{p.crop_size} px crops, queue {p.queue_size}, momentum {p.momentum}."))
+page.banner(profile, f"Pretraining at this profile: {p.source} data, `{p.arch}`"
+            f"{f' (width {p.width})' if p.arch == 'resnet_small' else ''}, {p.epochs} epochs, batch {p.batch_size}, "
+            f"{p.crop_size} px crops, queue {p.queue_size}, momentum {p.momentum}.")
 
 # %% [markdown]
 # ## Table 1: the pretraining sets
@@ -165,9 +163,8 @@ axes[1].set_title("Figure 3: training loss per IoU ceiling")
 if iou_logs:
     axes[1].legend(fontsize=8)
 fig.tight_layout()
-if iou_scores.isna().any():
-    display(Markdown(f"**Missing points**: run `revisit batch --profile {profile.name} --section section3`."))
-else:
+page.missing(iou_scores, profile, "section3", what="points")
+if not iou_scores.isna().any():
     final = {label: np.mean([r["loss"] for r in recs if r["epoch"] == recs[-1]["epoch"]]) for label, recs in iou_logs.items()}
     ordered_loss = sorted(final, key=final.get)
     display(Markdown(
@@ -201,10 +198,7 @@ display(styled(both, blind(ranges2), f"Table 2 at profile '{profile.name}' (ours
 display(Markdown(uncertainty_note("IN-118K") + " " + blind_note(ranges2)))
 
 # %% tags=["remove-input"]
-missing = int(ours.isna().sum().sum())
-if missing:
-    display(Markdown(f"**{missing} cells are missing**: their runs have not finished at profile "
-                     f"`{profile.name}`. Run `revisit batch --profile {profile.name}`."))
+page.missing(ours, profile, "section3")
 fig, axes = plt.subplots(1, 2, figsize=(15, 3.2))
 rows = ["COCO", "OI-118K", "IN-118K-LT"]
 plots.delta_heatmap(ours.loc[rows] - ours.loc["IN-118K"], "ours: difference to IN-118K", ax=axes[0])
@@ -276,9 +270,7 @@ shown = beside(dense, paper.table("table3_transfer"), "IN-118K", DIGITS, table3.
 shown.loc[("BDD100K", "ours"), [c for c in dense.columns if c != "Cityscapes_seg"]] = "-"  # as in the paper
 shown.loc[[(row, "paper") for row in FLOORS]] = "not in paper"
 display(styled(shown, blind(ranges3), f"Table 3 at profile '{profile.name}' (ours) beside the paper"))
-if dense.drop(index="BDD100K").isna().any().any() or pd.isna(dense.at["BDD100K", "Cityscapes_seg"]):
-    display(Markdown(f"**Cells are missing**: their runs have not finished at profile `{profile.name}`. "
-                     f"Run `revisit batch --profile {profile.name} --section section3`."))
+page.missing([dense.drop(index="BDD100K"), dense.loc[["BDD100K"], ["Cityscapes_seg"]]], profile, "section3")
 display(Markdown(uncertainty_note("IN-118K") + " " + blind_note(ranges3)))
 display(Markdown(floor_summary(dense.drop(index=list(FLOORS)), constant_floors(TRANSFER, profile))))
 display(tally(significant(measure([(TRANSFER, tuple(TASK_COLUMNS))], profile, "Rand. init.").differences))

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from revisit import paper, plots, verdicts
+from revisit import page, paper, plots, verdicts
 from revisit.config import load_profile
 from revisit.crops import sample_crop, sample_crops
 from revisit.data import DatasetNotFoundError, pretrain_images
@@ -65,8 +65,7 @@ PAPER_COLUMNS = {"VOC_cls_mAP": "VOC SVM", "ImageNet_acc": "ImageNet", "Places_a
 # %% tags=["remove-input"]
 mc = plan(PRETRAIN["MoCo+MC+CC"], profile).params
 two = plan(PRETRAIN["MoCo"], profile).params
-display(Markdown(
-    f"**Numbers on this page: profile `{profile.name}`.** {profile.description}  \n"
+page.banner(profile, (
     f"Here: {two.source} COCO, {two.epochs} epochs, batch {two.batch_size}. Two-crop views at {two.crop_size} px; "
     f"multi-crop views at {mc.crop_size} px plus {mc.small_crops} x {mc.small_crop_size} px; momentum "
     f"{two.momentum} (m↓: {plan(PRETRAIN['MoCo+MC+CC+m_low'], profile).params.momentum})."))
@@ -118,10 +117,7 @@ display(Markdown(uncertainty_note("MoCo") + " " + blind_note(ranges4) + " MoCo a
                  f"further seeds (the profile's `seeds`: {profile.seeds}); their line \"ours, seeds\" gives the mean "
                  "[lowest, highest] (number of seeds) of the linear columns, each seed scored on the same test images."))
 display(Markdown(floor_summary(ours[list(ours.columns[:3])], constant_floors(TRANSFER, profile, DENSE))))
-missing = int(ours.isna().sum().sum())
-if missing:
-    display(Markdown(f"**{missing} cells are missing**: their runs have not finished at profile `{profile.name}`. "
-                     f"Run `revisit batch --profile {profile.name} --section section4_1`."))
+page.missing(ours, profile, "section4_1")
 
 # %% [markdown]
 # The same numbers as gains over MoCo after each step. In the paper every step adds a little on
@@ -204,8 +200,7 @@ display(beside(retrieval, ref6, "MoCo", margins=frozen.margins, differences=froz
 display(Markdown(uncertainty_note("MoCo")))
 display(pd.concat([ref5.drop(index=list(PAIR)), ref6.drop(index=list(PAIR))], axis=1).style.format(
     precision=1, na_rep="-").set_caption("Other methods in Tables 5-6 (paper only; not trained here)"))
-if davis.isna().any().any() or retrieval.isna().any().any():
-    display(Markdown(f"**Cells are missing**: run `revisit batch --profile {profile.name} --section section4_1`."))
+page.missing([davis, retrieval], profile, "section4_1")
 
 # %% [markdown]
 # ## Figures 6 and S2: class activation maps

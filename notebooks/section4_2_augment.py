@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from revisit import paper, verdicts
+from revisit import page, paper, verdicts
 from revisit.augment import IMAGENET_MEAN, IMAGENET_STD, Views
 from revisit.config import load_profile
 from revisit.data import DatasetNotFoundError, pretrain_images
@@ -50,7 +50,7 @@ LABELS = {"standard": "Standard", "autoaugment": "AutoAugment", "standard_or_aut
 
 # %% tags=["remove-input"]
 p = plan("pretrain/coco200/mc_cc_mlow_aplus", profile).params
-display(Markdown(f"**Numbers on this page: profile `{profile.name}`.** {profile.description}"))
+page.banner(profile)
 
 # %% [markdown]
 # ## The three policies on one image
@@ -97,10 +97,8 @@ mine = with_deltas(ours, "standard", margins=margins(LINEAR, profile, ("voc_svm"
 both = pd.concat({"ours": mine, "paper": with_deltas(ref, "standard")}, axis=1)
 both.index = [LABELS[i] for i in both.index]
 display(both.style.set_caption(f"Table 7 at profile '{profile.name}' (ours) beside the paper"))
-if ours.isna().any().any():
-    display(Markdown(f"**Missing cells**: run `revisit batch --profile {profile.name} --section section4_1 "
-                     "--section section4_2`."))
-else:
+page.missing(ours, profile, "section4_1", "section4_2")
+if not ours.isna().any().any():
     ranges = table_ranges([(BOUNDS, ("voc_svm",))], profile, "rand_init")
     display(Markdown(uncertainty_note("Standard") + " " + blind_note(ranges)))
     checked = verdicts.check([

@@ -27,7 +27,7 @@ import os
 import pandas as pd
 from IPython.display import Markdown, display
 
-from revisit import paper, plots, verdicts
+from revisit import page, paper, plots, verdicts
 from revisit.config import load_profile
 from revisit.results import (CEILING, beside, blind, blind_note, constant_floors, floor_summary, linear_scores, measure,
                              pretrain_metrics, styled, table_ranges, uncertainty_note)
@@ -48,8 +48,7 @@ DENSE = ("voc_seg", "cityscapes_seg", "nyud_seg", "davis", "nyud_depth")
 
 # %% tags=["remove-input"]
 p = plan("pretrain/coco800/cc", profile).params
-display(Markdown(f"**Numbers on this page: profile `{profile.name}`.** {profile.description}  \n"
-                 f"Here: {p.epochs} epochs (800 in the paper), four times Table 4's length."))
+page.banner(profile, f"Here: {p.epochs} epochs (800 in the paper), four times Table 4's length.")
 
 # %% [markdown]
 # ## Table 9
@@ -73,8 +72,7 @@ display(Markdown(uncertainty_note("MoCo") + " " + blind_note(ranges9)))
 display(ref.loc[["DenseCL", "VirTex"]].style.format(precision=1).format({"NYUD_depth_rmse": "{:.3f}"}).set_caption(
     "Other methods in Table 9 (paper only; not trained here)"))
 display(Markdown(floor_summary(ours[list(ours.columns[:5])], constant_floors(TRANSFER, profile, DENSE))))
-if ours.isna().any().any():
-    display(Markdown(f"**Missing cells**: run `revisit batch --profile {profile.name} --section section4_4`."))
+page.missing(ours, profile, "section4_4")
 
 # %% tags=["remove-input"]
 plots.ablation_steps(ours.drop(index=BOUNDS), ref.drop(index=["rand_init", "DenseCL", "VirTex"]), "MoCo");

@@ -1,9 +1,16 @@
-"""The book: built at the smoke profile with Table 2 filled in, and a failing notebook fails it."""
+"""The book: built at the smoke profile with Table 2 filled in, the README's ablation example, and a failing notebook
+fails it."""
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
+import jupytext
+from bs4 import BeautifulSoup
+from nbclient import NotebookClient
+
+from conftest import params_copy, revisit
 from revisit.config import PROJECT_ROOT
 
 JUPYTER_BOOK = str(Path(sys.executable).with_name("jupyter-book"))
@@ -22,7 +29,7 @@ def test_book_builds_at_smoke_profile_with_table2(smoke_runs, tmp_path):
     page = (tmp_path / "_build" / "html" / "notebooks" / "section3_datasets.html").read_text()
     assert "Table 2" in page and "profile <code" in page and "smoke" in page
     assert "not in paper" in page and "83.1" in page  # the paper's IN-118K CIFAR10 number beside ours
-    assert "cells are missing" not in page  # every cell of Table 2 came from a finished run
+    assert "are missing" not in page  # every cell of Tables 2-3 and Figure 3 came from a finished run
     assert page.count(" ±") >= 35 + 21 + 4  # Tables 2 and 3: every cell of ours with its margin
     assert "claims on Table 2, checked" in page and "claims checked here" in page
     assert "untested" not in page.split("claims on Table 2")[1].split("Table 3 at profile")[0]  # all have predictions
@@ -37,13 +44,13 @@ def test_book_builds_at_smoke_profile_with_table2(smoke_runs, tmp_path):
     assert "claims on Table 4" in table4 and "each step against the row before" in table4
 
     table7 = (tmp_path / "_build" / "html" / "notebooks" / "section4_2_augment.html").read_text()
-    assert "Table 7" in table7 and "79.9" in table7 and "Missing cells" not in table7
+    assert "Table 7" in table7 and "79.9" in table7 and "are missing" not in table7
     assert "Table 3 at profile" in page and "Detection backend: <strong>torchvision" in page
     for table in ("Table 5: DAVIS-2017", "Table 6: VOC segment retrieval", "Figure S4"):
         assert table in table4
     assert "are missing" not in table4
     table9 = (tmp_path / "_build" / "html" / "notebooks" / "section4_4_sota.html").read_text()
-    assert "Table 9, profile" in table9 and "Missing cells" not in table9
+    assert "Table 9, profile" in table9 and "are missing" not in table9
     s1 = (tmp_path / "_build" / "html" / "notebooks" / "appendix_c_size.html").read_text()
     assert "Table S1 at profile" in s1 and "are missing" not in s1 and "75.0" in s1  # paper's IN-118K x8 VOC
 
@@ -58,3 +65,43 @@ def test_a_failing_notebook_fails_the_build(tmp_path):
     proc = build(book, tmp_path / "out", None)
     assert proc.returncode != 0
     assert "this page is broken" in proc.stdout + proc.stderr
+
+
+def test_the_readme_ablation_example_adds_a_row_to_table_8(smoke_runs, tmp_path, monkeypatch):
+    """README's "Adding an ablation" to the letter, at the smoke profile: the batch runs the two new runs only, and
+    Table 8's page shows k = 100 with our score and "-" in the paper's column (the paper did not train it)."""
+    root, env, _ = smoke_runs
+    steps = (PROJECT_ROOT / "README.md").read_text().split("## Adding an ablation")[1].split("\n## ")[0]
+    params = params_copy(tmp_path)
+    (params / "pretrain/coco200/mc_cc_mlow_nn_k100.yaml").write_text(
+        textwrap.dedent(steps.split("```yaml\n")[1].split("```")[0]))  # step 1's params file, as printed
+    assert "`kind: linear`" in steps and "`targets: [voc_svm]`" in steps
+    (params / "linear/table8/nn_k100.yaml").write_text(
+        "kind: linear\npretrain: pretrain/coco200/mc_cc_mlow_nn_k100\ntargets: [voc_svm]\n")
+    book = (params / "book.yaml").read_text()
+    (params / "book.yaml").write_text(book.replace("  - linear/table8/nn_k50\n",
+                                                   "  - linear/table8/nn_k50\n  - linear/table8/nn_k100\n", 1))
+    runs = tmp_path / "runs"
+    shutil.copytree(root, runs)
+    env = {**env, "REVISIT_PARAMS": str(params), "REVISIT_RUNS": str(runs)}
+    batch = revisit("batch", "--profile", "smoke", "--section", "section4_3", env=env)
+    assert batch.returncode == 0, batch.stdout[-2000:] + batch.stderr[-2000:]
+    assert "\n2 run, " in batch.stdout and "0 failed" in batch.stdout  # the pretraining and its evaluation, only
+
+    source = (PROJECT_ROOT / "notebooks" / "section4_3_neighbours.py").read_text()
+    assert '50: "nn_k50"}' in source and "`K_SWEEP`" in steps  # step 2: the label on the page
+    page = jupytext.reads(source.replace('50: "nn_k50"}', '50: "nn_k50", 100: "nn_k100"}'), fmt="py:percent")
+    for key, value in (("REVISIT_PROFILE", "smoke"), ("REVISIT_PARAMS", params), ("REVISIT_RUNS", runs)):
+        monkeypatch.setenv(key, str(value))
+    NotebookClient(page, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    html = [out["data"]["text/html"] for cell in page.cells for out in cell.get("outputs", [])
+            if "Table 8, k sweep" in out.get("data", {}).get("text/html", "")]
+    assert len(html) == 1
+    rows = [[cell.get_text(strip=True) for cell in tr.find_all(["th", "td"])]
+            for tr in BeautifulSoup(html[0], "html.parser").find("table").find_all("tr")]
+    header, = [row for row in rows if "50" in row]
+    ours, = [row for row in rows if "ours" in row]
+    paper, = [row for row in rows if "paper" in row]
+    assert header[-2:] == ["50", "100"]  # the new column, after k = 50
+    assert all(float(cell) >= 0 for cell in ours[-6:])  # every k with our score, k = 100 included
+    assert paper[-6:] == ["83.6", "84.0", "84.1", "84.2", "84.3", "-"]  # the paper's by k; none at k = 100

@@ -112,3 +112,12 @@ def test_sgd_linear_learns_colour_classes_and_keeps_the_backbone_frozen():
     assert acc == 100.0 and losses[-1] < losses[0]
     assert np.array_equal(test_labels, labels[90:]) and np.array_equal(predicted, labels[90:])
     assert not backbone.training  # BN statistics of a real backbone stay frozen
+
+
+def test_logistic_regression_stops_where_ericssons_code_does():
+    """Ericsson et al.'s linear.py leaves LogisticRegression's max_iter at scikit-learn's default (the paper is silent)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from revisit.config import LinearParams
+
+    assert LinearParams().max_iter == LogisticRegression().max_iter == 100

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import revisit.train as train
+from revisit import rundir
 from revisit.config import SupervisedParams, load_experiment, load_profile, resolve
 from revisit.data import ImageSet
 from revisit.supervised import Supervised
@@ -74,7 +75,7 @@ def test_a_tiny_supervised_model_learns_stripe_orientation(tmp_path):
     assert isinstance(p, SupervisedParams)
     p = dataclasses.replace(p, epochs=12, images=64, batch_size=16, base_lr=0.8, crop_size=24)
     summary = train.pretrain(p, _stripes(64), tmp_path, progress=False)
-    records = train.read_log(tmp_path)
+    records = rundir.read_log(tmp_path)
     assert summary["final_acc"] > 0.8, records[-4:]
     assert np.mean([r["loss"] for r in records[-4:]]) < 0.5 * records[0]["loss"]
     assert (tmp_path / train.BACKBONE).is_file()

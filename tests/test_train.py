@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 import revisit.train as train
+from revisit import rundir
 from revisit.config import load_experiment, load_profile, resolve
 from revisit.data import ImageSet, twins
 from revisit.moco import MoCo
@@ -27,7 +28,7 @@ def test_sec4_run_logs_its_additions_and_keeps_snapshots(tmp_path):
     p = resolve(load_experiment("pretrain/moco_in118k_400ep"), load_profile("smoke"))
     p = dataclasses.replace(p, epochs=3, images=96, batch_size=32, queue_size=64, **SEC4)
     summary = train.pretrain(p, twins.generate_pretrain("in118k", 96, seed=0), tmp_path, progress=False)
-    records = train.read_log(tmp_path)
+    records = rundir.read_log(tmp_path)
     assert all(r["loss_nn"] == 0 and r["nn_weight"] == 0 for r in records if r["epoch"] == 0)  # warm-up epoch
     assert all(r["loss_nn"] > 0 and r["nn_weight"] == 0.4 for r in records if r["epoch"] > 0)
     assert summary["rejected_crops"] > 0 and summary["fallback_crops"] == 0  # the paper's sampler never gives up
@@ -43,7 +44,7 @@ def test_sec4_run_logs_its_additions_and_keeps_snapshots(tmp_path):
 def test_pretrain_writes_log_checkpoint_and_backbone(setup, tmp_path):
     p, images = setup
     summary = train.pretrain(p, images, tmp_path, progress=False)
-    records = train.read_log(tmp_path)
+    records = rundir.read_log(tmp_path)
     assert [r["step"] for r in records] == list(range(1, 10))
     assert {"loss", "acc", "lr", "images_per_s", "skipped"} <= set(records[0])
     assert records[0]["lr"] == pytest.approx(0.3 * 32 / 256) and records[-1]["lr"] < records[0]["lr"]
@@ -73,7 +74,7 @@ def test_resume_after_interruption_reproduces_uninterrupted_losses(setup, tmp_pa
     monkeypatch.setattr(MoCo, "forward", real_forward)
     train.pretrain(p, images, tmp_path / "resumed", progress=False)
 
-    straight, resumed = train.read_log(tmp_path / "straight"), train.read_log(tmp_path / "resumed")
+    straight, resumed = rundir.read_log(tmp_path / "straight"), rundir.read_log(tmp_path / "resumed")
     assert [r["step"] for r in resumed] == [r["step"] for r in straight]
     assert [r["loss"] for r in resumed] == [r["loss"] for r in straight]
     a = torch.load(tmp_path / "straight" / train.BACKBONE)
@@ -114,7 +115,7 @@ def test_two_processes_split_the_batch_and_share_the_queue(setup, tmp_path):
     torch.multiprocessing.spawn(_ddp_worker, args=(2, tmp_path / "rdv", tmp_path / "run", p, images), nprocs=2)
     state = torch.load(tmp_path / "run" / train.CHECKPOINT, weights_only=False)
     assert int(state["model"]["queue_ptr"]) == (3 * 32) % 64  # 3 global steps of 32 keys each
-    records = train.read_log(tmp_path / "run")
+    records = rundir.read_log(tmp_path / "run")
     assert [r["step"] for r in records] == [1, 2, 3]
 
 
@@ -133,7 +134,7 @@ def test_nan_at_a_chosen_step_fails_the_run_and_keeps_the_last_good_checkpoint(s
     state = torch.load(tmp_path / train.CHECKPOINT, weights_only=False)
     assert state["epoch"] == 1 and not train.non_finite(state["model"])
     assert not (tmp_path / train.BACKBONE).exists()
-    assert all(r["step"] < 5 for r in train.read_log(tmp_path))  # nothing logged from the failing step
+    assert all(r["step"] < 5 for r in rundir.read_log(tmp_path))  # nothing logged from the failing step
 
 
 def test_non_finite_weights_are_never_checkpointed(tmp_path):
@@ -157,7 +158,7 @@ def test_a_corrupt_checkpoint_falls_back_to_the_previous_one(setup, tmp_path, da
     with pytest.warns(UserWarning, match=r"checkpoint.pt cannot be used .*moved to checkpoint.pt.corrupt"):
         train.pretrain(p, images, run, progress=False)
     assert (run / "checkpoint.pt.corrupt").is_file()
-    assert [r["loss"] for r in train.read_log(run)] == [r["loss"] for r in train.read_log(tmp_path / "straight")]
+    assert [r["loss"] for r in rundir.read_log(run)] == [r["loss"] for r in rundir.read_log(tmp_path / "straight")]
 
 
 def test_without_a_loadable_checkpoint_the_run_starts_over(setup, tmp_path):
@@ -166,7 +167,7 @@ def test_without_a_loadable_checkpoint_the_run_starts_over(setup, tmp_path):
     (tmp_path / train.CHECKPOINT).write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.warns(UserWarning, match="else from the start"):
         summary = train.pretrain(p, images, tmp_path, progress=False)
-    assert summary["steps"] == 3 and [r["step"] for r in train.read_log(tmp_path)] == [1, 2, 3]
+    assert summary["steps"] == 3 and [r["step"] for r in rundir.read_log(tmp_path)] == [1, 2, 3]
 
 
 def test_a_corrupt_backbone_names_its_file(tmp_path):
@@ -186,7 +187,7 @@ def test_bf16_autocast_trains_like_float32(tmp_path):
     losses = {}
     for precision in ("fp32", "bf16"):
         train.pretrain(dataclasses.replace(p, precision=precision), images, tmp_path / precision, progress=False)
-        losses[precision] = [r["loss"] for r in train.read_log(tmp_path / precision)]
+        losses[precision] = [r["loss"] for r in rundir.read_log(tmp_path / precision)]
     assert losses["bf16"] != losses["fp32"]  # the autocast did act
     assert losses["bf16"][0] == pytest.approx(losses["fp32"][0], rel=0.005)
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)

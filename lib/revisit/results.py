@@ -16,9 +16,8 @@ import pandas as pd
 
 from .bootstrap import DRAWS, LEVEL, Interval, Predictions, bootstrap_scores, paired_difference
 from .config import Profile
-from .rundir import predictions_file
+from .rundir import predictions_file, read_log
 from .runs import plan, replicas
-from .train import read_log
 
 TARGET_COLUMNS = {"cifar10": "CIFAR10", "cars": "Cars", "food": "Food", "pets": "Pets", "places": "Places",
                   "sun": "SUN", "voc": "VOC", "voc_svm": "VOC SVM", "imagenet_sgd": "ImageNet",

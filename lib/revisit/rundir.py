@@ -100,6 +100,12 @@ def save_arrays(path, **arrays):
         np.savez_compressed(f, **arrays)
 
 
+def read_log(run_dir) -> list[dict]:
+    """The per-step records of a pretraining run's ``metrics.jsonl`` (empty before its first line)."""
+    path = Path(run_dir) / LOG
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.is_file() else []
+
+
 def predictions_file(run_dir, evaluation: str) -> Path:
     """Where a run keeps the test predictions of one evaluation (``predictions/<evaluation>.npz``)."""
     return Path(run_dir) / PREDICTIONS / f"{evaluation}.npz"

@@ -40,7 +40,7 @@ from .augment import Views, ViewSet
 from .backbones import build_backbone, channels_last
 from .config import PretrainParams, SupervisedParams
 from .moco import MoCo
-from .rundir import BACKBONE, CHECKPOINT, LOG, PREVIOUS_CHECKPOINT, SNAPSHOTS
+from .rundir import BACKBONE, CHECKPOINT, LOG, PREVIOUS_CHECKPOINT, SNAPSHOTS, read_log
 from .supervised import Supervised
 
 
@@ -135,12 +135,6 @@ def _trim_log(path: Path, epochs_done: int):
         lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
         kept = [ln for ln in lines if json.loads(ln)["epoch"] < epochs_done]
         rundir.write_text(path, "".join(ln + "\n" for ln in kept))
-
-
-def read_log(run_dir) -> list[dict]:
-    """The per-step records of a run's ``metrics.jsonl``."""
-    path = Path(run_dir) / LOG
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.is_file() else []
 
 
 def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, progress: bool = True) -> dict:
