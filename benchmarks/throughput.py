@@ -18,12 +18,13 @@ import numpy as np
 import torch
 
 from revisit.backbones import FeatureMap, build_backbone
-from revisit.config import PretrainParams
+from revisit.config import PretrainParams, TransferParams
 from revisit.data import twins
 from revisit.data import dense_twins
 from revisit.detection import DetectionParams, detect
 from revisit.finetune import PROTOCOLS, finetune, scaled
 from revisit.propagation import PropagationParams, propagate
+from revisit.transfer import detection_params
 from revisit.train import pretrain
 
 
@@ -78,11 +79,8 @@ def bench_detection(paper: bool, device: str, steps: int):
     size = 128 if paper else 64
     data = dense_twins.voc_detection("train", 8 * steps, seed=0, size=size)
     backbone = build_backbone("resnet50") if paper else build_backbone("resnet_small", 16)
-    scale = 1.0 if paper else 1 / 16
-    paper_p = DetectionParams()
-    params = dataclasses.replace(paper_p, iterations=steps, batch_size=8 if paper else 4,
-                                 min_sizes=tuple(round(s * scale) for s in paper_p.min_sizes),
-                                 max_size=round(paper_p.max_size * scale), test_size=round(paper_p.test_size * scale))
+    params = detection_params(TransferParams(resolution=1.0 if paper else 1 / 16, det_batch_size=8 if paper else 4,
+                                             schedule=steps / DetectionParams().iterations, workers=0))  # as the book
     result, seconds = _timed(lambda: detect(backbone, data, data.subset(np.arange(8)), params, device=device,
                                             progress=False))
     print(f"detection ({result.backend}, {params.iterations} iterations of {params.batch_size}): "

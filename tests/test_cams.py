@@ -12,7 +12,7 @@ import revisit.cams as cams
 from revisit.backbones import FeatureMap, build_backbone
 from revisit.cams import class_activation_maps, fit_classifier, minmax, overlay
 from revisit.data.images import ImageSet
-from revisit.linear import extract_features, resize_square
+from revisit.features import extract_features, resize_square
 
 COLOURS = np.array([[220, 30, 30], [30, 200, 30], [40, 40, 220]], np.uint8)
 

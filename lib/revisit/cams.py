@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from .backbones import FeatureMap
 from .data.images import ImageSet
-from .linear import extract_features, resize_square
+from .features import extract_features, resize_square
 
 
 @dataclass

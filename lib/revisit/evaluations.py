@@ -12,7 +12,8 @@ import numpy as np
 from .bootstrap import Predictions
 from .config import EVALUATIONS, LinearParams
 from .data import target_splits
-from .linear import LinearResult, c_grid, evaluate_backbone, extract_features, resize_center_crop
+from .features import extract_features, resize_center_crop
+from .linear import LinearResult, c_grid, evaluate_backbone
 from .linear_sgd import sgd_linear
 from .linear_svm import svm_map
 

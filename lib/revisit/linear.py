@@ -1,6 +1,6 @@
 """Linear evaluation on frozen features (paper App. A.2; protocol of Ericsson et al., 2021).
 
-Features: the frozen backbone in eval mode (weights and BN statistics), global-average-pooled,
+Features (``revisit.features``): the frozen backbone in eval mode (weights and BN statistics), pooled,
 images resized to a square (224 px at paper scale), no augmentation. Classifier: scikit-learn
 multinomial ``LogisticRegression`` (L-BFGS) on standardised features; the L2 constant is picked
 on a validation split among 45 log-spaced values (swept with warm starts), then the model is
@@ -15,18 +15,14 @@ import warnings
 from dataclasses import dataclass, field, fields
 
 import numpy as np
-import torch
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_curve
 from sklearn.preprocessing import StandardScaler
-from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
-from tqdm import tqdm
 
-from .augment import normalize
 from .bootstrap import Predictions, bounds
+from .features import extract_features, resize_square
 
 METRICS = {"pets": "mean_per_class_acc", "voc": "mAP"}  # every other target: top-1 accuracy
 
@@ -35,54 +31,6 @@ def c_grid(grid: str = "paper", size: int = 45) -> np.ndarray:
     """Inverse L2 constants, increasing: paper ``1/logspace(-5, 5)``; Ericsson's code ``1/logspace(-6, 5)``."""
     lo, hi = {"paper": (-5, 5), "ericsson": (-6, 5)}[grid]
     return np.sort(1.0 / np.logspace(lo, hi, size))
-
-
-def resize_square(size: int) -> v2.Compose:
-    """Ericsson et al.'s test-time view: the whole image resized to ``size`` x ``size``."""
-    return v2.Compose([v2.Resize([size, size], antialias=True), normalize()])
-
-
-def resize_center_crop(size: int) -> v2.Compose:
-    """The MoCo / VOC-SVM test-time view: Resize(256) then CenterCrop(224), scaled to ``size``."""
-    return v2.Compose([v2.Resize(round(size * 256 / 224), antialias=True), v2.CenterCrop(size), normalize()])
-
-
-class Transformed(Dataset):
-    """``(transform(image), index)`` for each readable image of an ``ImageSet``; None for an unreadable one."""
-
-    def __init__(self, images, transform):
-        self.images, self.transform = images, transform
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        img = self.images[i]
-        return None if img is None else (self.transform(img), i)
-
-
-def drop_unreadable(batch):
-    """Collate function that leaves out unreadable images (counted by the caller)."""
-    batch = [b for b in batch if b is not None]
-    if not batch:
-        return torch.empty(0), torch.empty(0, dtype=torch.long)
-    return torch.stack([b[0] for b in batch]), torch.tensor([b[1] for b in batch])
-
-
-@torch.no_grad()
-def extract_features(backbone, images, transform, batch_size=256, workers=0, device="cpu", progress=True):
-    """Pooled features ``(N, D)`` of the readable images, their indices, and the number skipped."""
-    backbone.eval().to(device)
-    loader = DataLoader(Transformed(images, transform), batch_size=batch_size, num_workers=workers,
-                        collate_fn=drop_unreadable)
-    feats, index = [], []
-    for x, i in tqdm(loader, desc=f"features {images.name}", disable=not progress, leave=False):
-        if len(i):
-            feats.append(backbone(x.to(device)).float().cpu())
-            index.append(i)
-    feats = torch.cat(feats).numpy() if feats else np.zeros((0, 0), np.float32)
-    index = torch.cat(index).numpy() if index else np.zeros(0, np.int64)
-    return feats, index, len(images) - len(index)
 
 
 def voc07_ap(y_true, scores) -> float:

@@ -17,7 +17,7 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from .augment import normalize
-from .linear import Transformed, drop_unreadable, resize_center_crop
+from .features import Transformed, drop_unreadable, resize_center_crop
 
 
 class WithLabels(Transformed):

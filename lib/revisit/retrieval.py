@@ -43,7 +43,7 @@ from tqdm import tqdm
 from .backbones import FeatureMap
 from .bootstrap import Predictions
 from .data.dense import DenseSet
-from .linear import resize_square
+from .features import resize_square
 from .metrics import confusion_matrix, mean_iou
 
 SUBSET_7 = ("aeroplane", "bottle", "bus", "car", "cat", "cow", "person")

@@ -81,23 +81,32 @@ def detection_backend(choice: str) -> str:
     return "detectron2" if importlib.util.find_spec("detectron2") else "torchvision"
 
 
+def detection_params(p: TransferParams):
+    """The paper's VOC detection recipe (App. A.5, ``detection.DetectionParams``) at the profile's ``schedule``,
+    ``resolution``, ``lr_scale`` and ``det_batch_size``: iterations and steps scaled, lr by the linear scaling rule,
+    input and anchor sizes with the resolution, proposal counts with the image area."""
+    from .detection import DetectionParams
+
+    paper, area = DetectionParams(), p.resolution ** 2
+    return DetectionParams(iterations=max(1, round(paper.iterations * p.schedule)),
+                           batch_size=p.det_batch_size,
+                           lr=paper.lr * p.lr_scale * p.det_batch_size / paper.batch_size,
+                           steps=tuple(max(1, round(s * p.schedule)) for s in paper.steps),
+                           warmup_iters=max(1, round(paper.warmup_iters * p.schedule)),
+                           min_sizes=tuple(_input_size(p, s) for s in paper.min_sizes),
+                           max_size=_input_size(p, paper.max_size), test_size=_input_size(p, paper.test_size),
+                           anchor_sizes=(tuple(max(2, round(a * p.resolution)) for a in paper.anchor_sizes[0]),),
+                           rpn_pre_nms_topk=tuple(max(100, round(k * area)) for k in paper.rpn_pre_nms_topk),
+                           rpn_post_nms_topk=tuple(max(50, round(k * area)) for k in paper.rpn_post_nms_topk),
+                           seed=p.seed, workers=p.workers)
+
+
 def _detection(backbone, p: TransferParams, device, progress):
     from .data import dense_splits
-    from .detection import DetectionParams, detect
+    from .detection import detect
 
     train, test = dense_splits("voc_det", p)
-    paper, area = DetectionParams(), p.resolution ** 2  # anchors follow the image sizes, proposals their area
-    params = DetectionParams(iterations=max(1, round(paper.iterations * p.schedule)),
-                             batch_size=p.det_batch_size,
-                             lr=paper.lr * p.lr_scale * p.det_batch_size / paper.batch_size,
-                             steps=tuple(max(1, round(s * p.schedule)) for s in paper.steps),
-                             warmup_iters=max(1, round(paper.warmup_iters * p.schedule)),
-                             min_sizes=tuple(_input_size(p, s) for s in paper.min_sizes),
-                             max_size=_input_size(p, paper.max_size), test_size=_input_size(p, paper.test_size),
-                             anchor_sizes=(tuple(max(2, round(a * p.resolution)) for a in paper.anchor_sizes[0]),),
-                             rpn_pre_nms_topk=tuple(max(100, round(k * area)) for k in paper.rpn_pre_nms_topk),
-                             rpn_post_nms_topk=tuple(max(50, round(k * area)) for k in paper.rpn_post_nms_topk),
-                             seed=p.seed, workers=p.workers)
+    params = detection_params(p)
     start = time.perf_counter()
     r = detect(backbone, train, test, params, backend=detection_backend(p.det_backend), device=device,
                progress=progress)
@@ -175,7 +184,7 @@ def _save_retrievals(path: Path, found, train, val, size=128):
 def _cams(backbone, p: TransferParams, run_dir: Path, device, progress):
     from .cams import class_activation_maps, fit_classifier
     from .data import cam_images
-    from .linear import extract_features, resize_square
+    from .features import extract_features, resize_square
 
     train, shown = cam_images(p)
     start = time.perf_counter()
