@@ -45,7 +45,7 @@ DENSE = ("voc_seg", "cityscapes_seg", "nyud_seg", "davis", "nyud_depth")
 BOUNDS = {"Rand. init.": "transfer/table4/random_init", CEILING: "transfer/tableS1/supervised"}  # floor, ceiling
 DIGITS = {"NYUD_depth_rmse": 3}
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 sizes = pd.DataFrame({label: {"images": plan(name, profile).params.images, "epochs": plan(name, profile).params.epochs}
                       for label, name in PRETRAIN.items()})
 page.banner(profile)
@@ -57,7 +57,7 @@ display(sizes.style.set_caption("Pretraining set size and epochs of each run at 
 # Brackets give the difference to each dataset's x1 model, as the paper prints them. Depth is an rmse
 # in metres (lower is better).
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 measured = {label: measure([({k: v for k, v in TRANSFER.items() if k.startswith(label)}, DENSE)], profile, f"{label}_x1")
             for label in SETS}
 ours = pd.concat([m.scores for m in measured.values()])
@@ -79,7 +79,7 @@ page.missing(ours, profile, "appendix_c")
 # the rmse reduction), so that ours (solid) and the paper's (dashed) share one scale: a line rising to
 # the right means more data helped.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 size_series(ours, ref, list(SETS), FACTORS);
 
 # %% [markdown]
@@ -90,7 +90,7 @@ size_series(ours, ref, list(SETS), FACTORS);
 # measures how more varied data helps at equal compute. The paper's runs, like the `paper` profile,
 # keep the epochs (400) and so train x8 eight times longer. See {doc}`../book/discrepancies`.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 display(pd.concat([tally(significant(m.differences)).loc[[f"{label}_x8"]] for label, m in measured.items()])
         .style.set_caption("x8 against x1: on how many of the 5 columns it is better, level or worse beyond the noise "
                            "(paired bootstrap over test images or videos, 95%)"))

@@ -15,7 +15,7 @@
 # # 3. Contrastive learning in the wild
 #
 # Most contrastive methods pretrain on ImageNet: object-centric, uniformly distributed over
-# classes, with discriminative images. Section 3 of the paper asks whether MoCo-v2 needs those
+# classes, with discriminative images. Section 3 of the paper asks whether MoCo-v2 {cite}`chen2020mocov2` needs those
 # properties. It pretrains on five sets (Table 1) and compares frozen features by linear
 # classification on seven targets (Table 2). It also measures how often the two default crops fail to overlap (Figure 1).
 #
@@ -56,7 +56,7 @@ TRANSFER = {"IN-118K": "transfer/table3/in118k", "COCO": "transfer/table3/coco",
             "Rand. init.": "transfer/table4/random_init", CEILING: "transfer/table3/supervised"}
 FLOORS = ("Rand. init.", CEILING)  # the rows that bound each column, not models of the paper
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 p = plan(PRETRAIN["IN-118K"], profile).params
 page.banner(profile, f"Pretraining at this profile: {p.source} data, `{p.arch}`"
             f"{f' (width {p.width})' if p.arch == 'resnet_small' else ''}, {p.epochs} epochs, batch {p.batch_size}, "
@@ -72,7 +72,7 @@ page.banner(profile, f"Pretraining at this profile: {p.source} data, `{p.arch}`"
 # paper states these properties without measuring them. Our two measures, and their thresholds,
 # are printed under the table.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 reference = paper.table("table1_datasets")
 measured = {}
 for label, name in PRETRAIN.items():
@@ -101,7 +101,7 @@ display(Markdown(
 # 118K images, at most 1300 per class. On the right are the class sizes measured in the set this
 # profile trains on.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.4))
 plots.class_sizes(long_tailed_class_sizes(1000, 118_000, 6.0, max_per_class=1300), ax=axes[0],
                   label="paper scale: 1000 classes, 118K images")
@@ -121,7 +121,7 @@ fig.tight_layout()
 # 100,000 pairs of crops of a 224 x 224 image with the same sampler the training pipeline uses and
 # histogram their IoU. No training is involved, so this figure is the same at every profile.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 ious = default_view_ious(pairs=100_000, height=224, width=224, seed=0)
 plots.iou_histogram(ious)
 display(Markdown(f"Non-overlapping pairs (IoU = 0): **{100 * np.mean(ious == 0):.2f}%**; "
@@ -138,7 +138,7 @@ display(Markdown(f"Non-overlapping pairs (IoU = 0): **{100 * np.mean(ious == 0):
 # VOC07 SVM. The paper does not say how long these runs were; we use Section 4's 200 epochs, so the
 # unconstrained point is Table 4's MoCo model.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 IOU = {f"IoU < {t}": f"pretrain/coco200/iou_max{t}" for t in ("0.1", "0.2", "0.3", "0.5")}
 IOU["no constraint"] = "pretrain/coco200/moco"
 IOU_LINEAR = {label: name.replace("pretrain/coco200/", "linear/fig2/") for label, name in IOU.items()}
@@ -186,7 +186,7 @@ if not iou_scores.isna().any():
 # for as many steps as the MoCo models (`revisit.supervised`). A target on which the ceiling does not
 # beat the floor beyond the noise cannot tell models apart at this profile: its column is greyed.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 ours = linear_scores(LINEAR, profile)
 ref = paper.table("table2_linear").reindex(ours.index)
 ranges2 = table_ranges([(LINEAR, TABLE2)], profile, "Rand. init.")
@@ -197,7 +197,7 @@ both.loc[[(row, "paper") for row in FLOORS]] = "not in paper"
 display(styled(both, blind(ranges2), f"Table 2 at profile '{profile.name}' (ours) beside the paper"))
 display(Markdown(uncertainty_note("IN-118K") + " " + blind_note(ranges2)))
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 page.missing(ours, profile, "section3")
 fig, axes = plt.subplots(1, 2, figsize=(15, 3.2))
 rows = ["COCO", "OI-118K", "IN-118K-LT"]
@@ -205,7 +205,7 @@ plots.delta_heatmap(ours.loc[rows] - ours.loc["IN-118K"], "ours: difference to I
 plots.delta_heatmap(ref.loc[rows] - ref.loc["IN-118K"], "paper: difference to IN-118K", ax=axes[1])
 fig.tight_layout()
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 display(tally(significant(differences(LINEAR, profile, "Rand. init."), seed_differences(LINEAR, profile, "Rand. init.")))
         .drop(index=list(FLOORS)).style
         .set_caption("Each pretrained model against random initialisation: on how many of the 7 targets it is better, "
@@ -224,7 +224,7 @@ display(tally(significant(differences(LINEAR, profile, "Rand. init."), seed_diff
 # number of seeds. Below, every seed is a dot, the red bar is their mean, and the dashed and dotted lines
 # are the random initialisation and the ceiling.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 models = seeds2.drop(index=list(FLOORS), level="model")
 if models.groupby(level="model").count().max().max() > 1:
     plots.seed_strips(models, ranges2)
@@ -238,7 +238,7 @@ else:
 # models (COCO, OI-118K) on the scene-centric ones (Places, SUN, VOC); and the long-tailed model is on
 # par or better than the uniform one on every target. Here each is checked on our runs.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 OBJECT_TARGETS, SCENE_TARGETS = ("cifar10", "cars", "food", "pets"), ("places", "sun", "voc")
 claims = ([Claim(f"IN-118K above {scene} (object-centric target)", LINEAR["IN-118K"], LINEAR[scene], t)
            for scene in ("COCO", "OI-118K") for t in OBJECT_TARGETS]
@@ -257,11 +257,11 @@ display(Markdown(verdicts.summary(checked)))
 # tasks (App. A.3-A.6). Semantic segmentation on VOC, Cityscapes and NYUD and depth on NYUD are
 # finetuned end to end with a dilated backbone (output stride 16) and the appendix's heads; VOC
 # detection finetunes Faster R-CNN on the dilated C5 map; DAVIS-2017 propagates the first frame's
-# masks with frozen features (Jabri et al.'s protocol). The paper finds the models close on every
+# masks with frozen features (Jabri et al.'s protocol {cite}`jabri2020space`). The paper finds the models close on every
 # task, with COCO and OpenImages slightly ahead on the scene-centric ones, and BDD100K as good as
 # the others on Cityscapes only. Depth is an rmse in metres: lower is better.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 DIGITS = {"NYUD_depth_rmse": 3}
 table3 = measure([(TRANSFER, tuple(TASK_COLUMNS))], profile, "IN-118K")
 ranges3 = table_ranges([(TRANSFER, tuple(TASK_COLUMNS))], profile, "Rand. init.")
@@ -291,7 +291,7 @@ if detection:
 # COCO model "even outperforms its ImageNet counterpart" on the reported tasks; the long-tailed model is
 # on par or better than IN-118K on every task; the BDD100K model is on par with IN-118K on Cityscapes.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 checked = verdicts.check(
     [Claim("COCO better than IN-118K", TRANSFER["COCO"], TRANSFER["IN-118K"], t) for t in TASK_COLUMNS]
     + [Claim("IN-118K-LT on par with or better than IN-118K", TRANSFER["IN-118K-LT"], TRANSFER["IN-118K"], t, ">=")
@@ -314,7 +314,7 @@ display(Markdown(verdicts.summary(checked)))
 # harder. Read the curves for what they show about the schedule, not as a measure of
 # representation quality; Table 2 measures that.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 logs = pretrain_logs(PRETRAIN, profile)
 if logs:
     plots.loss_curves(logs)

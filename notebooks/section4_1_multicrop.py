@@ -15,7 +15,7 @@
 # # 4.1 Multi-scale constrained cropping
 #
 # Section 3 showed that MoCo-v2 works on scene-centric data. Section 4 keeps MoCo and adds
-# invariances. Table 4 stacks them one by one on a 200-epoch COCO model: multi-crop (MC), constrained
+# invariances. Table 4 stacks them one by one on a 200-epoch COCO model: multi-crop (MC, {cite}`caron2020swav`), constrained
 # multi-crop (CC), a lower key-encoder momentum (m↓), stronger augmentations (A+, {doc}`section4_2_augment`)
 # and nearest-neighbour positives (NN, Sec. 4.3). This page covers the cropping steps, the whole of
 # Table 4, and what multi-crop does to dense features (Tables 5-6, Figures 6 and S2-S4).
@@ -62,7 +62,7 @@ BOUNDS = ["rand_init", CEILING]  # the floor and ceiling rows: not steps of the 
 DENSE = ("voc_seg", "cityscapes_seg", "nyud_seg")
 PAPER_COLUMNS = {"VOC_cls_mAP": "VOC SVM", "ImageNet_acc": "ImageNet", "Places_acc": "Places (SGD)"}
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 mc = plan(PRETRAIN["MoCo+MC+CC"], profile).params
 two = plan(PRETRAIN["MoCo"], profile).params
 page.banner(profile, (
@@ -79,7 +79,7 @@ page.banner(profile, (
 # sampler as training (`revisit.crops.sample_crops`), and the validity rule is the one
 # `sample_constrained_crop` enforces.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 try:
     coco = pretrain_images(two)
     rng = np.random.default_rng(4)
@@ -104,7 +104,7 @@ except DatasetNotFoundError as err:
 # the ceiling (not in the paper): the backbone trained with the COCO twin's object labels for as many
 # steps as the MoCo models. A column whose ceiling does not clear the floor beyond the noise is greyed.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 table4 = measure([(TRANSFER, DENSE), (LINEAR, EVALUATIONS)], profile, "MoCo")
 ranges4 = table_ranges([(TRANSFER, DENSE), (LINEAR, EVALUATIONS)], profile, "rand_init")
 ours = table4.scores
@@ -123,21 +123,21 @@ page.missing(ours, profile, "section4_1")
 # The same numbers as gains over MoCo after each step. In the paper every step adds a little on
 # every column (dashed line). Our solid line shows which steps help on the twins.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 plots.ablation_steps(ours.drop(index=BOUNDS), ref.drop(index=BOUNDS), "MoCo");
 
 # %% [markdown]
 # MoCo and the full model at every training seed (dots; the red bar is their mean), on the linear columns,
 # between the random initialisation (dashed) and the ceiling (dotted).
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 ends = seeds4.loc[["MoCo", list(STEPS)[-1]]].rename(index={list(STEPS)[-1]: "full model"})
 if ends.groupby(level="model").count().max().max() > 1:
     plots.seed_strips(ends, ranges4, columns=3)
 else:
     display(Markdown(f"Profile `{profile.name}` trains each model at one seed (its `seeds` is {profile.seeds})."))
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 STEP_RUNS = {label: name for label, name in LINEAR.items() if label not in BOUNDS}
 STEP_TRANSFER = {label: name for label, name in TRANSFER.items() if label not in BOUNDS}
 compared = {"each step against the row before": (STEP_TRANSFER, STEP_RUNS, None, "MoCo"),
@@ -157,7 +157,7 @@ display(pd.concat({title: tally(significant(measure([(dense, DENSE), (linear, EV
 # each column is checked on our runs, and last the whole recipe against MoCo on the linear columns: the two
 # rows trained at several seeds, so their verdicts weigh the noise of training too.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 rows = list(STEP_RUNS)
 claims = ([Claim(f"{ADDED[after]} raises {before}", STEP_TRANSFER[after], STEP_TRANSFER[before], task)
            for before, after in zip(rows, rows[1:]) for task in DENSE]
@@ -176,14 +176,14 @@ display(Markdown(verdicts.summary(checked)))
 # The paper argues that multi-crop makes the representation describe every region of the scene, not
 # only its most discriminative part. Two frozen-feature tasks test this on MoCo and MoCo + MC (the
 # 200-epoch models above). **DAVIS-2017 video instance segmentation** (Table 5) propagates the first
-# frame's object masks through the video by nearest neighbours between frames (Jabri et al.'s protocol,
+# frame's object masks through the video by nearest neighbours between frames (Jabri et al.'s protocol {cite}`jabri2020space`,
 # `revisit.propagation`) and scores region similarity J and boundary accuracy F as the official
 # DAVIS evaluation does (`revisit.metrics.davis_j`, `davis_f`). **Semantic segment retrieval** on VOC
 # (Table 6) cuts each image into 15 K-means regions of its dilated-ResNet features and labels every
 # val region with its nearest train region (`revisit.retrieval`); mIoU over all 21 classes and over 7.
 # DenseCL, MAST, STC, SegSort and the hypercolumn method are other methods: the paper's numbers only.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 PAIR = {"MoCo": TRANSFER["MoCo"], "MoCo+MC": TRANSFER["MoCo+MC"]}
 frozen = measure([(PAIR, ["davis", "voc_retrieval"])], profile, "MoCo")  # J&F and the 7-class mIoU, with intervals
 davis = pd.concat([transfer_details(PAIR, profile, "davis", {"J_mean": "J_mean", "F_mean": "F_mean"}),
@@ -210,7 +210,7 @@ page.missing([davis, retrieval], profile, "section4_1")
 # min-max normalised (`revisit.cams`). The paper's multi-crop CAMs cover the whole object, the
 # two-crop ones a few discriminative parts.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 def _npz(name, file):
     path = plan(name, profile).dir / file
     return dict(np.load(path)) if path.is_file() else None
@@ -231,7 +231,7 @@ else:
 # One video of the DAVIS run of MoCo + MC: the annotated first frame, then the masks carried forward
 # by label propagation (bottom) against the ground truth (top).
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 example = _npz(PAIR["MoCo+MC"], "davis_example.npz")
 if example is not None:
     plots.propagated_masks(example)
@@ -244,7 +244,7 @@ else:
 # Query regions of val images (left, outlined) and the train regions nearest to them, with their
 # classes, for MoCo + MC.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 found = _npz(PAIR["MoCo+MC"], "retrieval_examples.npz")
 if found is not None:
     plots.retrieved_segments(found)
@@ -259,7 +259,7 @@ else:
 # table lists the measured throughput (images per second, each image with all its views), the
 # training time, and how many small-crop candidates the 20% constraint rejected.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 logs = pretrain_logs(PRETRAIN, profile)
 if logs:
     plots.loss_curves(logs)
@@ -279,7 +279,7 @@ else:
 # 800-epoch models of Table 9, MoCo (two-crop) and MoCo + CC (constrained multi-crop, m↓), and evaluate
 # each with the VOC07 SVM. The x axis is the measured training time of each run on this machine.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 FIG5 = {"MoCo (two-crop)": "linear/table9/moco", "MoCo + CC (multi-crop)": "linear/table9/cc"}
 along = snapshot_scores(FIG5, profile)
 if along.empty:
@@ -311,7 +311,7 @@ else:
 # (`tests/test_crops.py`), the batch layout, each small crop matched with its own anchor and never
 # enqueued (`tests/test_moco.py`), and A+ touching positives only (`tests/test_augment.py`).
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 if not ours.drop(index=BOUNDS).isna().any().any():
     last = list(STEPS)[-1]
     display(Markdown(

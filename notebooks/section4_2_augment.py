@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 4.2 Stronger augmentations
 #
-# Can stronger augmentations of the positives help? The paper tries AutoAugment, a policy found by
+# Can stronger augmentations of the positives help? The paper tries AutoAugment {cite}`cubuk2019autoaugment`, a policy found by
 # supervised search on ImageNet, on the constrained multi-crop model of {doc}`section4_1_multicrop`.
 # It compares three policies for the positives: the standard MoCo-v2 colour pipeline, AutoAugment
 # alone, or either at random (A+). The anchor, which feeds the momentum encoder and the queue,
@@ -48,7 +48,7 @@ LINEAR = {"standard": "linear/table4/mc_cc_mlow", "autoaugment": "linear/table7/
           "standard_or_autoaugment": "linear/table4/mc_cc_mlow_aplus"}
 LABELS = {"standard": "Standard", "autoaugment": "AutoAugment", "standard_or_autoaugment": "Standard or AutoAugment"}
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 p = plan("pretrain/coco200/mc_cc_mlow_aplus", profile).params
 page.banner(profile)
 
@@ -59,7 +59,7 @@ page.banner(profile)
 # pipeline. The other columns are positive views under each policy, drawn with the training code
 # (`Views` with `policy` = `standard`, `autoaugment` or `mixed`).
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 def show(t):
     mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
     return (t * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
@@ -89,7 +89,7 @@ except DatasetNotFoundError as err:
 # The "standard" and "standard or AutoAugment" rows are Table 4's m↓ and A+ models. Brackets give the
 # difference to the standard policy.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 ours = linear_scores(LINEAR, profile, ("voc_svm",)).rename(columns={"VOC SVM": "VOC_mAP"})
 ref = paper.table("table7_augment").reindex(ours.index)
 mine = with_deltas(ours, "standard", margins=margins(LINEAR, profile, ("voc_svm",)).set_axis(ours.columns, axis=1),

@@ -50,7 +50,7 @@ LAMBDA_SWEEP = {0.0: "linear/table4/mc_cc_mlow", 0.1: "linear/table8/nn_lambda0.
                 0.4: "linear/table8/nn", 0.8: "linear/table8/nn_lambda0.8"}  # lambda 0: the Sec. 4.1 model itself
 VOC = ("voc_svm",)
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 p = plan("pretrain/coco200/mc_cc_mlow_nn", profile).params
 page.banner(profile, (
     f"Here: queue of {p.queue_size} keys, {p.epochs} epochs of {p.images or 'all'} images; the default start-up is a "
@@ -61,7 +61,7 @@ page.banner(profile, (
 #
 # VOC07 SVM mAP of each model. $\lambda = 0$ is the Sec. 4.1 model itself (Table 4's m↓ row).
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 ref = paper.tables()["table8_knn"]
 k_ours, l_ours = linear_scores(K_SWEEP, profile, VOC)["VOC SVM"], linear_scores(LAMBDA_SWEEP, profile, VOC)["VOC SVM"]
 k_margin, l_margin = (margins(K_SWEEP, profile, VOC)["VOC SVM"],
@@ -104,7 +104,7 @@ page.missing([k_ours, l_ours], profile, "section4_3")
 # their own scale: our twins' mAP and the paper's are not comparable in level, only in shape. Both
 # trends, and the choice of features to mine with (next section), checked on our runs:
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 ranges = table_ranges([(BOUNDS, ("voc_svm",))], profile, "rand_init")
 checked = verdicts.check([
     Claim("k 50 above k 1 (more neighbours help)", K_SWEEP[50], K_SWEEP[1], "voc_svm"),
@@ -124,7 +124,7 @@ display(Markdown(verdicts.summary(checked) + " " + blind_note(ranges)))
 # current batch before mining, so that each positive's own anchor is among its candidates from the first
 # step.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 VARIANTS = {"backbone features, warm-up (default)": "nn", "after the head, warm-up": "nn_head",
             "backbone features, batch enqueued first": "nn_enqueue_first"}
 variants = linear_scores({k: f"linear/table8/{v}" for k, v in VARIANTS.items()}, profile, VOC)["VOC SVM"]

@@ -46,7 +46,7 @@ TRANSFER = {"rand_init": "transfer/table4/random_init", **{k: f"transfer/table9/
 BOUNDS = ["rand_init", CEILING]  # the floor and ceiling rows
 DENSE = ("voc_seg", "cityscapes_seg", "nyud_seg", "davis", "nyud_depth")
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 p = plan("pretrain/coco800/cc", profile).params
 page.banner(profile, f"Here: {p.epochs} epochs (800 in the paper), four times Table 4's length.")
 
@@ -60,7 +60,7 @@ page.banner(profile, f"Here: {p.epochs} epochs (800 in the paper), four times Ta
 # paper leaves its classification cells empty); the ceiling (not in the paper) is the backbone trained
 # with the COCO twin's object labels for as many steps as these models. Greyed columns cannot discriminate.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 table9 = measure([(TRANSFER, DENSE), (LINEAR, EVALUATIONS)], profile, "MoCo")
 ranges9 = table_ranges([(TRANSFER, DENSE), (LINEAR, EVALUATIONS)], profile, "rand_init")
 ours = table9.scores
@@ -74,10 +74,10 @@ display(ref.loc[["DenseCL", "VirTex"]].style.format(precision=1).format({"NYUD_d
 display(Markdown(floor_summary(ours[list(ours.columns[:5])], constant_floors(TRANSFER, profile, DENSE))))
 page.missing(ours, profile, "section4_4")
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 plots.ablation_steps(ours.drop(index=BOUNDS), ref.drop(index=["rand_init", "DenseCL", "VirTex"]), "MoCo");
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 def signed(column, value):
     return f"{value:+.3f}" if column.endswith("rmse") else f"{value:+.1f}"
 
@@ -93,7 +93,7 @@ if not ours.isna().any().any():
 # The paper's first conclusion from Table 9 (Sec. 4.4) is that each modification still improves over
 # MoCo after 800 epochs. On every column, checked on our runs:
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 checked = verdicts.check([Claim(f"{row} better than MoCo", runs[row], runs["MoCo"], evaluation)
                           for row in ROWS if row != "MoCo" for runs, evaluations in ((TRANSFER, DENSE), (LINEAR, EVALUATIONS))
                           for evaluation in evaluations], profile, blind(ranges9))
@@ -106,7 +106,7 @@ display(Markdown(verdicts.summary(checked)))
 # The paper's point that the invariances still help after long training, seen from our side: each
 # Table 9 model beside its 200-epoch counterpart of Table 4.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 short = linear_scores({"MoCo": "linear/table4/moco", "MoCo+CC": "linear/table4/mc_cc_mlow",
                        "MoCo+CC+A+": "linear/table4/mc_cc_mlow_aplus",
                        "MoCo+CC+A++kNN": "linear/table4/mc_cc_mlow_aplus_nn"}, profile, ("voc_svm",))

@@ -54,7 +54,7 @@ TABLES = {  # each table's floor (random init.) and ceiling runs, and the column
     "Table S1": ([({"floor": "transfer/table4/random_init", CEILING: "transfer/tableS1/supervised"}, DENSE_9)]),
 }
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 display(Markdown(f"**Numbers on this page: profile `{profile.name}`.** Twin recipes: version {RECIPE_VERSION} "
                  f"(classification), {DENSE_RECIPE_VERSION} (dense)."))
 
@@ -67,12 +67,12 @@ display(Markdown(f"**Numbers on this page: profile `{profile.name}`.** Twin reci
 # that colour cannot tell one pretraining image from another (see "What was tuned" below). Each row
 # shows the first images of a twin at its native 64 px; the models see them at the profile's crop size.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 rows = {name: twins.cached(twins.generate_pretrain, name, 16, seed=0).array for name in PRETRAIN_SETS}
 rows.update({name: twins.cached(twins.generate_target, name, "test", 16, seed=0).array for name in TABLE2})
 plots.image_rows(rows);
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 display(pd.DataFrame({"twin of": list(twins.KEEPS), "what it keeps": list(twins.KEEPS.values())})
         .style.hide(axis="index").set_caption("What each classification twin keeps of the real dataset"))
 
@@ -82,7 +82,7 @@ display(pd.DataFrame({"twin of": list(twins.KEEPS), "what it keeps": list(twins.
 # The dense twins draw with the same universe, so the dense tasks ask about what pretraining saw. Top:
 # images; below: their ground truth (classes coloured, depth shaded from near to far, boxes in yellow).
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 seg = dense_twins.cached_dense(dense_twins.voc_segmentation, "test", 4, seed=0)
 det = dense_twins.cached_dense(dense_twins.voc_detection, "test", 4, seed=0)
 city = dense_twins.cached_dense(dense_twins.cityscapes_segmentation, "test", 4, seed=0)
@@ -93,7 +93,7 @@ plots.dense_examples({"VOC seg.": (seg.images, seg.targets), "VOC det.": (det.im
                       "NYUD depth": (depth.images, depth.targets),
                       "DAVIS (frames 0, 4, 8, 11)": (video.frames[[0, 4, 8, 11]], video.masks[[0, 4, 8, 11]])});
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 display(pd.DataFrame({"task": [COLUMNS[t] for t in dense_twins.KEEPS], "what its twin keeps": list(dense_twins.KEEPS.values())})
         .style.hide(axis="index").set_caption("What each dense twin keeps of its benchmark"))
 
@@ -108,7 +108,7 @@ display(pd.DataFrame({"task": [COLUMNS[t] for t in dense_twins.KEEPS], "what its
 # per column (depth: 15% of the floor's rmse), enough room for the paper's differences; the last column says
 # which columns have it.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 ranges = pd.concat({table: table_ranges(groups, profile, "floor") for table, groups in TABLES.items()})
 depth_rows = ranges.index.get_level_values(1) == "NYUD_depth_rmse"
 target = np.where(depth_rows, 0.15 * ranges["random init."], 10.0)

@@ -28,6 +28,8 @@ def test_book_builds_at_smoke_profile_with_table2(smoke_runs, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     page = (tmp_path / "_build" / "html" / "notebooks" / "section3_datasets.html").read_text()
     assert "Table 2" in page and "profile <code" in page and "smoke" in page
+    assert "_static/revisit.css" in page  # wide tables scroll sideways
+    assert "Show code cell source" in page  # the code behind each table is hidden, one click away
     assert "not in paper" in page and "83.1" in page  # the paper's IN-118K CIFAR10 number beside ours
     assert "are missing" not in page  # every cell of Tables 2-3 and Figure 3 came from a finished run
     assert page.count(" ±") >= 35 + 21 + 4  # Tables 2 and 3: every cell of ours with its margin
@@ -39,6 +41,9 @@ def test_book_builds_at_smoke_profile_with_table2(smoke_runs, tmp_path):
     assert "Floor and ceiling of each column" in twins and "What was tuned" in twins and twins.count("<img") >= 2
     assert "Table S1" in twins and "NYUD_depth_rmse" in twins
     assert (tmp_path / "_build" / "html" / "book" / "discrepancies.html").is_file()
+    references = (tmp_path / "_build" / "html" / "book" / "references.html").read_text()
+    assert "momentum contrast" in references.lower() and "space-time correspondence" in references.lower()
+    assert 'href="../book/references.html#id' in page  # the page's citations link to the bibliography
     table4 = (tmp_path / "_build" / "html" / "notebooks" / "section4_1_multicrop.html").read_text()
     assert "Table 4" in table4 and "85.1" in table4 and "cells are missing" not in table4  # paper's +NN VOC mAP
     assert "claims on Table 4" in table4 and "each step against the row before" in table4
