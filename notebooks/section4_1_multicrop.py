@@ -15,7 +15,8 @@
 # # 4.1 Multi-scale constrained cropping
 #
 # Section 3 showed that MoCo-v2 works on scene-centric data. Section 4 keeps MoCo and adds
-# invariances. Table 4 stacks them one by one on a 200-epoch COCO model: multi-crop (MC, {cite}`caron2020swav`), constrained
+# invariances. Table 4 stacks them one by one on a 200-epoch COCO model: multi-crop
+# (MC, {cite}`caron2020swav`), constrained
 # multi-crop (CC), a lower key-encoder momentum (m↓), stronger augmentations (A+, {doc}`section4_2_augment`)
 # and nearest-neighbour positives (NN, Sec. 4.3). This page covers the cropping steps, the whole of
 # Table 4, and what multi-crop does to dense features (Tables 5-6, Figures 6 and S2-S4).
@@ -176,7 +177,8 @@ display(Markdown(verdicts.summary(checked)))
 # The paper argues that multi-crop makes the representation describe every region of the scene, not
 # only its most discriminative part. Two frozen-feature tasks test this on MoCo and MoCo + MC (the
 # 200-epoch models above). **DAVIS-2017 video instance segmentation** (Table 5) propagates the first
-# frame's object masks through the video by nearest neighbours between frames (Jabri et al.'s protocol {cite}`jabri2020space`,
+# frame's object masks through the video by nearest neighbours between frames (Jabri et al.'s protocol
+# {cite}`jabri2020space`,
 # `revisit.propagation`) and scores region similarity J and boundary accuracy F as the official
 # DAVIS evaluation does (`revisit.metrics.davis_j`, `davis_f`). **Semantic segment retrieval** on VOC
 # (Table 6) cuts each image into 15 K-means regions of its dilated-ResNet features and labels every

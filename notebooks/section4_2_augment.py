@@ -14,7 +14,8 @@
 # %% [markdown]
 # # 4.2 Stronger augmentations
 #
-# Can stronger augmentations of the positives help? The paper tries AutoAugment {cite}`cubuk2019autoaugment`, a policy found by
+# Can stronger augmentations of the positives help? The paper tries AutoAugment
+# {cite}`cubuk2019autoaugment`, a policy found by
 # supervised search on ImageNet, on the constrained multi-crop model of {doc}`section4_1_multicrop`.
 # It compares three policies for the positives: the standard MoCo-v2 colour pipeline, AutoAugment
 # alone, or either at random (A+). The anchor, which feeds the momentum encoder and the queue,

@@ -115,7 +115,7 @@ def test_sgd_linear_learns_colour_classes_and_keeps_the_backbone_frozen():
 
 
 def test_logistic_regression_stops_where_ericssons_code_does():
-    """Ericsson et al.'s linear.py leaves LogisticRegression's max_iter at scikit-learn's default (the paper is silent)."""
+    """Ericsson et al.'s linear.py leaves max_iter at scikit-learn's default (the paper is silent)."""
     from sklearn.linear_model import LogisticRegression
 
     from revisit.config import LinearParams
