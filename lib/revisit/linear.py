@@ -22,6 +22,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_r
 from sklearn.preprocessing import StandardScaler
 
 from .bootstrap import Predictions, bounds
+from .config import LinearParams
 from .features import extract_features, resize_square
 
 METRICS = {"pets": "mean_per_class_acc", "voc": "mAP"}  # every other target: top-1 accuracy
@@ -89,7 +90,7 @@ class LinearResult:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "predictions"}
 
 
-def evaluate(features: dict, labels: dict, target: str, Cs, max_iter=100, skipped=0) -> LinearResult:
+def evaluate(features: dict, labels: dict, target: str, Cs, max_iter=LinearParams.max_iter, skipped=0) -> LinearResult:
     """Select C on val, refit on train + val, score on test; ``features``/``labels`` keyed by split.
 
     BLAS and OpenMP run single-threaded here: for problems this size, their threads contend
@@ -124,8 +125,8 @@ def _evaluate(features, labels, target, Cs, max_iter, skipped):
                         predictions=Predictions(kind, labels["test"], decision))
 
 
-def evaluate_backbone(backbone, splits: dict, target: str, image_size, Cs, max_iter=100, batch_size=256, workers=0,
-                      device="cpu", progress=True) -> LinearResult:
+def evaluate_backbone(backbone, splits: dict, target: str, image_size, Cs, max_iter=LinearParams.max_iter,
+                      batch_size=256, workers=0, device="cpu", progress=True) -> LinearResult:
     """Extract features of every split of ``target`` with ``backbone``, then ``evaluate``."""
     features, labels, skipped = {}, {}, 0
     for split, images in splits.items():
