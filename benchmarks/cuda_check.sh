@@ -1,11 +1,11 @@
 # The CUDA check for a GPU host: paper-size throughput of every training path, then every dense task
-# through revisit.transfer on cuda (smoke sizes, small and ResNet-50 backbones). Run from the repo root.
+# through revisit.dense on cuda (smoke sizes, small and ResNet-50 backbones). Run from the repo root.
 set -o pipefail; export PYTHONPATH=lib PYTHONUNBUFFERED=1 REVISIT_CACHE=/tmp/cache; nvidia-smi -L; python3 benchmarks/throughput.py --paper --steps 10 --workers 12 2>&1 | grep -v Warning | tee ${OUT:-.}/bench.log; python3 - <<'PY' 2>&1 | grep -v Warning | tee ${OUT:-.}/transfer.log
 import dataclasses, torch, tempfile, time
 from revisit.config import load_profile
 from revisit.runs import plan
 from revisit.backbones import build_backbone
-from revisit.transfer import evaluate_tasks
+from revisit.dense import evaluate_tasks
 from revisit.config import DENSE_TASKS
 p = dataclasses.replace(plan("transfer/table3/coco", load_profile("smoke")).params, tasks=DENSE_TASKS)
 for arch, width in [("resnet_small", 8), ("resnet50", 32)]:

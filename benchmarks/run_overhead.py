@@ -27,11 +27,11 @@ import torch
 from revisit.backbones import build_backbone, evaluated_backbone
 from revisit.config import load_profile
 from revisit.data import pretrain_images
-from revisit.evaluations import evaluate
+from revisit.dense import evaluate_tasks
+from revisit.linear import evaluate
 from revisit.rundir import METRICS, predictions_file, write_json
 from revisit.runs import plan
 from revisit.train import pretrain, snapshots
-from revisit.transfer import evaluate_tasks
 """
 
 

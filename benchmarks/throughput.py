@@ -21,10 +21,10 @@ from revisit.backbones import FeatureMap, build_backbone
 from revisit.config import PretrainParams, TransferParams
 from revisit.data import twins
 from revisit.data import dense_twins
-from revisit.detection import DetectionParams, detect
-from revisit.finetune import PROTOCOLS, finetune, scaled
-from revisit.propagation import PropagationParams, propagate
-from revisit.transfer import detection_params
+from revisit.dense import detection_params
+from revisit.dense.detection import DetectionParams, detect
+from revisit.dense.finetune import PROTOCOLS, finetune, scaled
+from revisit.dense.propagation import PropagationParams, propagate
 from revisit.train import pretrain
 
 

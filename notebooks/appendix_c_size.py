@@ -17,8 +17,8 @@
 # # C. Larger pretraining sets
 #
 # Appendix C grows IN-118K (object-centric) and OI-118K (scene-centric) by a factor of 2, 4 and 8
-# and transfers each model to the dense tasks of Table 3 (Table S1). The paper draws two conclusions:
-# more data helps with diminishing returns, and ImageNet keeps no advantage over OpenImages at any
+# and transfers each model to the dense tasks of {ref}`Table 3 <table-3>` ({ref}`Table S1 <table-s1>`).
+# The paper draws two conclusions: more data helps with diminishing returns, and ImageNet keeps no advantage over OpenImages at any
 # size. Each row below is one MoCo-v2 run (`params/pretrain/tableS1/`) and one dense-transfer run
 # (`params/transfer/tableS1/`).
 
@@ -31,18 +31,18 @@ from IPython.display import Markdown, display
 from revisit import page, paper
 from revisit.config import load_profile
 from revisit.plots import size_series
-from revisit.results import (CEILING, LOWER_IS_BETTER, beside, blind, blind_note, constant_floors, floor_summary, measure,
+from revisit.results import (LOWER_IS_BETTER, beside, blind, blind_note, constant_floors, floor_summary, measure,
                              significant, styled, table_ranges, tally, uncertainty_note)
 from revisit.runs import plan
 
 PROFILE = os.environ.get("REVISIT_PROFILE", "cpu")
 profile = load_profile(PROFILE)
-FACTORS = (1, 2, 4, 8)
-SETS = {"IN-118K": "in118k", "OI-118K": "oi118k"}
-TRANSFER = {f"{label}_x{f}": f"transfer/tableS1/{name}_x{f}" for label, name in SETS.items() for f in FACTORS}
-PRETRAIN = {label: name.replace("transfer/", "pretrain/") for label, name in TRANSFER.items()}
+RUNS = page.runs("appendix_c_size")  # params/book.yaml: this page's runs by table
+TRANSFER, BOUNDS = RUNS["tableS1"], RUNS["bounds"]  # rows "<set>_x<factor>"
+SETS = list(dict.fromkeys(label.rsplit("_x", 1)[0] for label in TRANSFER))  # IN-118K, OI-118K
+FACTORS = sorted({int(label.rsplit("_x", 1)[1]) for label in TRANSFER})  # 1, 2, 4, 8
+PRETRAIN = page.pretraining(TRANSFER, profile)
 DENSE = ("voc_seg", "cityscapes_seg", "nyud_seg", "davis", "nyud_depth")
-BOUNDS = {"Rand. init.": "transfer/table4/random_init", CEILING: "transfer/tableS1/supervised"}  # floor, ceiling
 DIGITS = {"NYUD_depth_rmse": 3}
 
 # %% tags=["hide-input"]
@@ -52,6 +52,7 @@ page.banner(profile)
 display(sizes.style.set_caption("Pretraining set size and epochs of each run at this profile"))
 
 # %% [markdown]
+# (table-s1)=
 # ## Table S1
 #
 # Brackets give the difference to each dataset's x1 model, as the paper prints them. Depth is an rmse
@@ -72,7 +73,8 @@ display(rangesS1.style.format(precision=1, na_rep="-").format(precision=3, subse
                      "IN-118K's labels for the x1 models' steps); range: the ceiling's margin over the better floor"))
 
 display(Markdown(floor_summary(ours, constant_floors(TRANSFER, profile, DENSE))))
-page.missing(ours, profile, "appendix_c")
+page.missing(ours, profile, "appendix_c_size")
+page.provenance(profile, TRANSFER, BOUNDS)
 
 # %% [markdown]
 # The same numbers against the dataset's size, as the gain over each dataset's x1 model (for depth,

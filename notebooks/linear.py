@@ -30,7 +30,7 @@ import torch
 
 from revisit.backbones import build_backbone, evaluated_backbone
 from revisit.config import load_profile
-from revisit.evaluations import evaluate
+from revisit.linear import evaluate
 from revisit.rundir import METRICS, predictions_file, write_json
 from revisit.runs import plan
 from revisit.train import snapshots

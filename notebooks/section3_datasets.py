@@ -30,6 +30,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
+from myst_nb import glue
 
 from revisit import page, paper, plots, verdicts
 from revisit.config import load_profile
@@ -45,15 +46,9 @@ from revisit.verdicts import Claim
 
 PROFILE = os.environ.get("REVISIT_PROFILE", "cpu")
 profile = load_profile(PROFILE)
-PRETRAIN = {"IN-118K": "pretrain/moco_in118k_400ep", "IN-118K-LT": "pretrain/moco_in118k_lt_400ep",
-            "COCO": "pretrain/moco_coco_400ep", "OI-118K": "pretrain/moco_oi118k_400ep",
-            "BDD100K": "pretrain/moco_bdd100k_400ep"}
-LINEAR = {"IN-118K": "linear/table2_in118k", "COCO": "linear/table2_coco", "OI-118K": "linear/table2_oi118k",
-          "IN-118K-LT": "linear/table2_in118k_lt", "Rand. init.": "linear/table2_random_init",
-          CEILING: "linear/table2_supervised"}
-TRANSFER = {"IN-118K": "transfer/table3/in118k", "COCO": "transfer/table3/coco", "OI-118K": "transfer/table3/oi118k",
-            "IN-118K-LT": "transfer/table3/in118k_lt", "BDD100K": "transfer/table3/bdd100k",
-            "Rand. init.": "transfer/table4/random_init", CEILING: "transfer/table3/supervised"}
+RUNS = page.runs("section3_datasets")  # params/book.yaml: this page's runs by table
+PRETRAIN, LINEAR, TRANSFER, IOU_LINEAR = RUNS["table1"], RUNS["table2"], RUNS["table3"], RUNS["figure2"]
+IOU = page.pretraining(IOU_LINEAR, profile)  # Figure 3: their pretraining runs
 FLOORS = ("Rand. init.", CEILING)  # the rows that bound each column, not models of the paper
 
 # %% tags=["hide-input"]
@@ -63,6 +58,7 @@ page.banner(profile, f"Pretraining at this profile: {p.source} data, `{p.arch}`"
             f"{p.crop_size} px crops, queue {p.queue_size}, momentum {p.momentum}.")
 
 # %% [markdown]
+# (table-1)=
 # ## Table 1: the pretraining sets
 #
 # The paper's five pretraining sets differ in three properties: object- versus scene-centric
@@ -92,8 +88,10 @@ display(Markdown(
     "(image labels for the ImageNet-like sets, object-class occurrences for the scene sets). "
     f"*discriminative*: random pairs of images differ by at least {DISCRIMINATIVE_MIN_DIVERSITY:g} "
     "(RMS distance of 8x8 colour thumbnails, in [0, 1] units)."))
+page.provenance(profile, PRETRAIN)
 
 # %% [markdown]
+# (figure-s1)=
 # ## Figure S1: the long-tailed subset
 #
 # IN-118K-LT draws class sizes from a Pareto distribution with $\alpha = 6$ (the sampling of Liu et
@@ -113,6 +111,7 @@ except DatasetNotFoundError:
 fig.tight_layout()
 
 # %% [markdown]
+# (figure-1)=
 # ## Figure 1: default crops seldom fail to overlap
 #
 # Purushwalkam & Gupta argue that random crops of scene-centric images can show different objects,
@@ -124,10 +123,16 @@ fig.tight_layout()
 # %% tags=["hide-input"]
 ious = default_view_ious(pairs=100_000, height=224, width=224, seed=0)
 plots.iou_histogram(ious)
-display(Markdown(f"Non-overlapping pairs (IoU = 0): **{100 * np.mean(ious == 0):.2f}%**; "
-                 f"IoU < 0.1: {100 * np.mean(ious < 0.1):.1f}%; median IoU {np.median(ious):.2f}."))
+glue("no_overlap", 100 * np.mean(ious == 0), display=False)  # the numbers of the next paragraph
+glue("below_0.1", 100 * np.mean(ious < 0.1), display=False)
+glue("median_iou", np.median(ious), display=False)
 
 # %% [markdown]
+# Of the 100,000 pairs, {glue:text}`no_overlap:.2f`% do not overlap at all (IoU = 0) and
+# {glue:text}`below_0.1:.1f`% overlap by less than 0.1; the median IoU is {glue:text}`median_iou:.2f`.
+
+# %% [markdown]
+# (figures-2-3)=
 # ## Figures 2-3: forcing the views apart
 #
 # If overlap between views mattered, forcing less of it should hurt. The paper pretrains on COCO
@@ -139,31 +144,14 @@ display(Markdown(f"Non-overlapping pairs (IoU = 0): **{100 * np.mean(ious == 0):
 # unconstrained point is Table 4's MoCo model.
 
 # %% tags=["hide-input"]
-IOU = {f"IoU < {t}": f"pretrain/coco200/iou_max{t}" for t in ("0.1", "0.2", "0.3", "0.5")}
-IOU["no constraint"] = "pretrain/coco200/moco"
-IOU_LINEAR = {label: name.replace("pretrain/coco200/", "linear/fig2/") for label, name in IOU.items()}
-IOU_LINEAR["no constraint"] = "linear/table4/moco"
 iou_scores = linear_scores(IOU_LINEAR, profile, ("voc_svm",))["VOC SVM"]
 iou_margins = margins(IOU_LINEAR, profile, ("voc_svm",))["VOC SVM"]
 iou_signs = significant(differences(IOU_LINEAR, profile, "no constraint", ("voc_svm",)))["VOC SVM"]
 iou_logs = pretrain_logs(IOU, profile)
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
-thresholds = [float(k.split("< ")[1]) if "<" in k else 1.0 for k in iou_scores.index]
-axes[0].errorbar(thresholds, iou_scores.to_numpy(), yerr=iou_margins.to_numpy(), fmt="o-", lw=2, capsize=4)
-axes[0].set_xticks(thresholds, [f"{t:g}" if t < 1 else "none" for t in thresholds])
-axes[0].set_xlabel("maximum IoU between the two views")
-axes[0].set_ylabel("VOC07 SVM mAP")
-axes[0].set_title("Figure 2: transfer versus the IoU ceiling")
-for label, records in iou_logs.items():
-    loss = pd.Series([r["loss"] for r in records]).rolling(5, min_periods=1).mean()
-    axes[1].plot([r["step"] for r in records], loss, label=label, lw=1.6)
-axes[1].set_xlabel("training step")
-axes[1].set_ylabel("InfoNCE loss")
-axes[1].set_title("Figure 3: training loss per IoU ceiling")
-if iou_logs:
-    axes[1].legend(fontsize=8)
-fig.tight_layout()
-page.missing(iou_scores, profile, "section3", what="points")
+thresholds = [float(k.split("< ")[1]) if "<" in k else 1.0 for k in iou_scores.index]  # "no constraint": 1
+plots.iou_sweep(thresholds, iou_scores, iou_margins, iou_logs)
+page.missing(iou_scores, profile, "section3_datasets", what="points")
+page.provenance(profile, IOU_LINEAR)
 if not iou_scores.isna().any():
     final = {label: np.mean([r["loss"] for r in recs if r["epoch"] == recs[-1]["epoch"]]) for label, recs in iou_logs.items()}
     ordered_loss = sorted(final, key=final.get)
@@ -176,6 +164,7 @@ if not iou_scores.isna().any():
         "transfer stays put."))
 
 # %% [markdown]
+# (table-2)=
 # ## Table 2: linear classification on frozen features
 #
 # Each model is frozen and a multinomial logistic regression is fitted on its pooled features for
@@ -196,9 +185,10 @@ both = beside(ours, ref, "IN-118K", margins=margins(LINEAR, profile),
 both.loc[[(row, "paper") for row in FLOORS]] = "not in paper"
 display(styled(both, blind(ranges2), f"Table 2 at profile '{profile.name}' (ours) beside the paper"))
 display(Markdown(uncertainty_note("IN-118K") + " " + blind_note(ranges2)))
+page.provenance(profile, LINEAR)
 
 # %% tags=["hide-input"]
-page.missing(ours, profile, "section3")
+page.missing(ours, profile, "section3_datasets")
 fig, axes = plt.subplots(1, 2, figsize=(15, 3.2))
 rows = ["COCO", "OI-118K", "IN-118K-LT"]
 plots.delta_heatmap(ours.loc[rows] - ours.loc["IN-118K"], "ours: difference to IN-118K", ax=axes[0])
@@ -251,6 +241,7 @@ display(checked.style.hide(axis="index").set_caption("The paper's claims on Tabl
 display(Markdown(verdicts.summary(checked)))
 
 # %% [markdown]
+# (table-3)=
 # ## Table 3: dense transfer
 #
 # The same four models, and a fifth pretrained on BDD100K's street scenes, transferred to dense
@@ -270,7 +261,8 @@ shown = beside(dense, paper.table("table3_transfer"), "IN-118K", DIGITS, table3.
 shown.loc[("BDD100K", "ours"), [c for c in dense.columns if c != "Cityscapes_seg"]] = "-"  # as in the paper
 shown.loc[[(row, "paper") for row in FLOORS]] = "not in paper"
 display(styled(shown, blind(ranges3), f"Table 3 at profile '{profile.name}' (ours) beside the paper"))
-page.missing([dense.drop(index="BDD100K"), dense.loc[["BDD100K"], ["Cityscapes_seg"]]], profile, "section3")
+page.missing([dense.drop(index="BDD100K"), dense.loc[["BDD100K"], ["Cityscapes_seg"]]], profile, "section3_datasets")
+page.provenance(profile, TRANSFER)
 display(Markdown(uncertainty_note("IN-118K") + " " + blind_note(ranges3)))
 display(Markdown(floor_summary(dense.drop(index=list(FLOORS)), constant_floors(TRANSFER, profile))))
 display(tally(significant(measure([(TRANSFER, tuple(TASK_COLUMNS))], profile, "Rand. init.").differences))
@@ -303,6 +295,7 @@ display(checked.style.hide(axis="index").set_caption("The paper's claims on Tabl
 display(Markdown(verdicts.summary(checked)))
 
 # %% [markdown]
+# (section3-curves)=
 # ## Pretraining curves
 
 #
@@ -312,7 +305,7 @@ display(Markdown(verdicts.summary(checked)))
 # vectors, then keys of an encoder that is still changing fast, and both are easy negatives. As the
 # learning rate decays, the queue's keys come from nearly the current encoder and the task gets
 # harder. Read the curves for what they show about the schedule, not as a measure of
-# representation quality; Table 2 measures that.
+# representation quality; {ref}`Table 2 <table-2>` measures that.
 
 # %% tags=["hide-input"]
 logs = pretrain_logs(PRETRAIN, profile)

@@ -42,24 +42,23 @@ from revisit.config import load_profile
 from revisit.crops import sample_crop, sample_crops
 from revisit.data import DatasetNotFoundError, pretrain_images
 from revisit.results import (CEILING, beside, blind, blind_note, constant_floors, floor_summary, measure, pretrain_logs,
-                             pretrain_metrics, seed_scores, seed_spread, significant, snapshot_scores, styled, table_ranges,
-                             tally, transfer_details, uncertainty_note)
+                             pretrain_metrics, saved_arrays, seed_scores, seed_spread, significant, snapshot_scores,
+                             styled, table_ranges, tally, transfer_details, uncertainty_note)
 from revisit.runs import plan
 from revisit.verdicts import Claim
 
 PROFILE = os.environ.get("REVISIT_PROFILE", "cpu")
 profile = load_profile(PROFILE)
-STEPS = {"MoCo": "moco", "MoCo+MC": "mc", "MoCo+MC+CC": "mc_cc", "MoCo+MC+CC+m_low": "mc_cc_mlow",
-         "MoCo+MC+CC+m_low+A+": "mc_cc_mlow_aplus", "MoCo+MC+CC+m_low+A++NN": "mc_cc_mlow_aplus_nn"}
-ADDED = {"MoCo+MC": "+MC", "MoCo+MC+CC": "+CC", "MoCo+MC+CC+m_low": "+m↓", "MoCo+MC+CC+m_low+A+": "+A+",
-         "MoCo+MC+CC+m_low+A++NN": "+NN"}  # what each row adds to the one before
-PRETRAIN = {label: f"pretrain/coco200/{name}" for label, name in STEPS.items()}
-LINEAR = {"rand_init": "linear/table4/random_init", **{label: f"linear/table4/{name}" for label, name in STEPS.items()},
-          CEILING: "linear/table4/supervised"}
-EVALUATIONS = ("voc_svm", "imagenet_sgd", "places_sgd")
-TRANSFER = {"rand_init": "transfer/table4/random_init", **{label: f"transfer/table4/{name}" for label, name in STEPS.items()},
-            CEILING: "transfer/table4/supervised"}
+RUNS = page.runs("section4_1_multicrop")  # params/book.yaml: this page's runs by table
+LINEAR, TRANSFER, FIG5 = RUNS["table4"], RUNS["table4_dense"], RUNS["figure5"]
 BOUNDS = ["rand_init", CEILING]  # the floor and ceiling rows: not steps of the ablation
+STEP_RUNS = {label: name for label, name in LINEAR.items() if label not in BOUNDS}
+STEP_TRANSFER = {label: name for label, name in TRANSFER.items() if label not in BOUNDS}
+STEPS = list(STEP_RUNS)
+ADDED = {after: "+" + after.removeprefix(before + "+").replace("m_low", "m↓")
+         for before, after in zip(STEPS, STEPS[1:])}  # what each row adds to the one before: "+MC", "+m↓", ...
+PRETRAIN = page.pretraining(STEP_RUNS, profile)
+EVALUATIONS = ("voc_svm", "imagenet_sgd", "places_sgd")
 DENSE = ("voc_seg", "cityscapes_seg", "nyud_seg")
 PAPER_COLUMNS = {"VOC_cls_mAP": "VOC SVM", "ImageNet_acc": "ImageNet", "Places_acc": "Places (SGD)"}
 
@@ -72,6 +71,7 @@ page.banner(profile, (
     f"{two.momentum} (m↓: {plan(PRETRAIN['MoCo+MC+CC+m_low'], profile).params.momentum})."))
 
 # %% [markdown]
+# (figure-4)=
 # ## Figure 4: the constrained multi-crop
 #
 # Each panel is a COCO image of this profile with its anchor crop (dashed white) and twelve
@@ -94,10 +94,11 @@ except DatasetNotFoundError as err:
     display(Markdown(f"COCO is missing at this profile: {str(err).splitlines()[0]}"))
 
 # %% [markdown]
+# (table-4)=
 # ## Table 4: ablation of the components
 #
 # The first three columns finetune the whole network for semantic segmentation (VOC, Cityscapes,
-# NYUD; App. A.3-A.5, `revisit.finetune`). The other three use frozen features: *VOC SVM* trains one
+# NYUD; App. A.3-A.5, `revisit.dense.finetune`). The other three use frozen features: *VOC SVM* trains one
 # linear SVM per class on L2-normalised features of VOC07 trainval and reports test mAP; *ImageNet* and
 # *Places* train a linear layer with SGD on augmented views and report top-1 accuracy (App. A.2).
 # Brackets give the difference to MoCo, as the paper prints them. The paper leaves the
@@ -118,7 +119,8 @@ display(Markdown(uncertainty_note("MoCo") + " " + blind_note(ranges4) + " MoCo a
                  f"further seeds (the profile's `seeds`: {profile.seeds}); their line \"ours, seeds\" gives the mean "
                  "[lowest, highest] (number of seeds) of the linear columns, each seed scored on the same test images."))
 display(Markdown(floor_summary(ours[list(ours.columns[:3])], constant_floors(TRANSFER, profile, DENSE))))
-page.missing(ours, profile, "section4_1")
+page.missing(ours, profile, "section4_1_multicrop")
+page.provenance(profile, LINEAR, TRANSFER)
 
 # %% [markdown]
 # The same numbers as gains over MoCo after each step. In the paper every step adds a little on
@@ -139,8 +141,6 @@ else:
     display(Markdown(f"Profile `{profile.name}` trains each model at one seed (its `seeds` is {profile.seeds})."))
 
 # %% tags=["hide-input"]
-STEP_RUNS = {label: name for label, name in LINEAR.items() if label not in BOUNDS}
-STEP_TRANSFER = {label: name for label, name in TRANSFER.items() if label not in BOUNDS}
 compared = {"each step against the row before": (STEP_TRANSFER, STEP_RUNS, None, "MoCo"),
             "each row against MoCo": (STEP_TRANSFER, STEP_RUNS, "MoCo", "MoCo"),
             "each row against random init.": (TRANSFER, LINEAR, "rand_init", "rand_init")}
@@ -172,6 +172,7 @@ display(checked.style.hide(axis="index").set_caption("The paper's claims on Tabl
 display(Markdown(verdicts.summary(checked)))
 
 # %% [markdown]
+# (tables-5-6)=
 # ## Dense features without finetuning: Tables 5 and 6
 #
 # The paper argues that multi-crop makes the representation describe every region of the scene, not
@@ -179,10 +180,10 @@ display(Markdown(verdicts.summary(checked)))
 # 200-epoch models above). **DAVIS-2017 video instance segmentation** (Table 5) propagates the first
 # frame's object masks through the video by nearest neighbours between frames (Jabri et al.'s protocol
 # {cite}`jabri2020space`,
-# `revisit.propagation`) and scores region similarity J and boundary accuracy F as the official
+# `revisit.dense.propagation`) and scores region similarity J and boundary accuracy F as the official
 # DAVIS evaluation does (`revisit.metrics.davis_j`, `davis_f`). **Semantic segment retrieval** on VOC
 # (Table 6) cuts each image into 15 K-means regions of its dilated-ResNet features and labels every
-# val region with its nearest train region (`revisit.retrieval`); mIoU over all 21 classes and over 7.
+# val region with its nearest train region (`revisit.dense.retrieval`); mIoU over all 21 classes and over 7.
 # DenseCL, MAST, STC, SegSort and the hypercolumn method are other methods: the paper's numbers only.
 
 # %% tags=["hide-input"]
@@ -202,23 +203,21 @@ display(beside(retrieval, ref6, "MoCo", margins=frozen.margins, differences=froz
 display(Markdown(uncertainty_note("MoCo")))
 display(pd.concat([ref5.drop(index=list(PAIR)), ref6.drop(index=list(PAIR))], axis=1).style.format(
     precision=1, na_rep="-").set_caption("Other methods in Tables 5-6 (paper only; not trained here)"))
-page.missing([davis, retrieval], profile, "section4_1")
+page.missing([davis, retrieval], profile, "section4_1_multicrop")
+page.provenance(profile, PAIR)
 
 # %% [markdown]
+# (figures-6-s2)=
 # ## Figures 6 and S2: class activation maps
 #
 # A linear classifier on the frozen, pooled features of each model (ImageNet, or its object-centric
 # twin), then CAM_c = sum_k w_ck f_k over the last block's feature maps for the image's true class,
-# min-max normalised (`revisit.cams`). The paper's multi-crop CAMs cover the whole object, the
+# min-max normalised (`revisit.dense.cams`). The paper's multi-crop CAMs cover the whole object, the
 # two-crop ones a few discriminative parts.
 
 # %% tags=["hide-input"]
-def _npz(name, file):
-    path = plan(name, profile).dir / file
-    return dict(np.load(path)) if path.is_file() else None
-
-
-cams = {"MoCo (two-crop)": _npz(PAIR["MoCo"], "cams.npz"), "MoCo + MC (multi-crop)": _npz(PAIR["MoCo+MC"], "cams.npz")}
+cams = {"MoCo (two-crop)": saved_arrays(PAIR["MoCo"], profile, "cams.npz"),
+        "MoCo + MC (multi-crop)": saved_arrays(PAIR["MoCo+MC"], profile, "cams.npz")}
 if all(v is not None for v in cams.values()):
     plots.class_activation_maps(cams)
     accuracy = transfer_details(PAIR, profile, "cams", {"value": "top-1"})
@@ -228,32 +227,35 @@ else:
     display(Markdown(f"No CAMs at profile `{profile.name}` yet."))
 
 # %% [markdown]
+# (figure-s3)=
 # ## Figure S3: propagated masks
 #
 # One video of the DAVIS run of MoCo + MC: the annotated first frame, then the masks carried forward
 # by label propagation (bottom) against the ground truth (top).
 
 # %% tags=["hide-input"]
-example = _npz(PAIR["MoCo+MC"], "davis_example.npz")
+example = saved_arrays(PAIR["MoCo+MC"], profile, "davis_example.npz")
 if example is not None:
     plots.propagated_masks(example)
 else:
     display(Markdown(f"No propagated video at profile `{profile.name}` yet."))
 
 # %% [markdown]
+# (figure-s4)=
 # ## Figure S4: retrieved segments
 #
 # Query regions of val images (left, outlined) and the train regions nearest to them, with their
 # classes, for MoCo + MC.
 
 # %% tags=["hide-input"]
-found = _npz(PAIR["MoCo+MC"], "retrieval_examples.npz")
+found = saved_arrays(PAIR["MoCo+MC"], profile, "retrieval_examples.npz")
 if found is not None:
     plots.retrieved_segments(found)
 else:
     display(Markdown(f"No retrievals at profile `{profile.name}` yet."))
 
 # %% [markdown]
+# (table-4-training)=
 # ## Training: loss, throughput and the constraint's cost
 #
 # Loss curves of the six Table 4 models. The multi-crop models average the InfoNCE loss over five
@@ -272,8 +274,10 @@ if logs:
             .set_caption("Pretraining runs of Table 4"))
 else:
     display(Markdown(f"No pretraining logs at profile `{profile.name}` yet."))
+page.provenance(profile, PRETRAIN)
 
 # %% [markdown]
+# (figure-5)=
 # ## Figure 5: transfer versus training time
 #
 # Does multi-crop pay for its extra views? The paper plots transfer against training time and finds
@@ -282,24 +286,17 @@ else:
 # each with the VOC07 SVM. The x axis is the measured training time of each run on this machine.
 
 # %% tags=["hide-input"]
-FIG5 = {"MoCo (two-crop)": "linear/table9/moco", "MoCo + CC (multi-crop)": "linear/table9/cc"}
 along = snapshot_scores(FIG5, profile)
 if along.empty:
     display(Markdown(f"No snapshots evaluated at profile `{profile.name}` yet: run "
-                     f"`revisit batch --profile {profile.name} --section section4_1`."))
+                     f"`revisit batch --profile {profile.name} --section section4_1_multicrop`."))
 else:
-    fig, ax = plt.subplots(figsize=(8.5, 3.8))
-    for label, frame in along.groupby("run", sort=False):
-        ax.plot(frame["train_seconds"] / 60, frame["score"], "o-", label=label, lw=2)
-    ax.set_xlabel("training time (minutes, this machine)")
-    ax.set_ylabel("VOC07 SVM mAP")
-    ax.set_title("Figure 5: transfer versus training time")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    speed = pretrain_metrics({"MoCo (two-crop)": "pretrain/coco800/moco", "MoCo + CC (multi-crop)": "pretrain/coco800/cc"},
-                             profile)
+    plots.snapshot_curves(along)
+    speed = pretrain_metrics(page.pretraining(FIG5, profile), profile)
     if not speed.empty:
         display(speed[["images_per_s", "train_seconds"]].style.format("{:.0f}").set_caption(
             "Measured throughput: images per second (each with all its views) and total training seconds"))
+page.provenance(profile, FIG5)
 
 # %% [markdown]
 # ## What the twins reproduce

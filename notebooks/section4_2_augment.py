@@ -28,32 +28,30 @@
 # %% tags=["remove-cell"]
 import os
 
-import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 
-from revisit import page, paper, verdicts
-from revisit.augment import IMAGENET_MEAN, IMAGENET_STD, Views
+from revisit import page, paper, plots, verdicts
+from revisit.augment import Views, policy_examples
 from revisit.config import load_profile
 from revisit.data import DatasetNotFoundError, pretrain_images
-from revisit.results import (CEILING, blind, blind_note, differences, linear_scores, margins, table_ranges, uncertainty_note,
+from revisit.results import (blind, blind_note, differences, linear_scores, margins, table_ranges, uncertainty_note,
                              with_deltas)
 from revisit.runs import plan
 from revisit.verdicts import Claim
 
 PROFILE = os.environ.get("REVISIT_PROFILE", "cpu")
 profile = load_profile(PROFILE)
-BOUNDS = {"rand_init": "linear/table4/random_init", CEILING: "linear/table4/supervised"}  # Table 4's floor, ceiling
-LINEAR = {"standard": "linear/table4/mc_cc_mlow", "autoaugment": "linear/table7/autoaugment",
-          "standard_or_autoaugment": "linear/table4/mc_cc_mlow_aplus"}
+RUNS = page.runs("section4_2_augment")  # params/book.yaml: this page's runs by table
+LINEAR, BOUNDS = RUNS["table7"], RUNS["bounds"]  # Table 4's floor and ceiling bound the VOC SVM column
 LABELS = {"standard": "Standard", "autoaugment": "AutoAugment", "standard_or_autoaugment": "Standard or AutoAugment"}
 
 # %% tags=["hide-input"]
-p = plan("pretrain/coco200/mc_cc_mlow_aplus", profile).params
+p = plan(page.pretraining(LINEAR, profile)["standard_or_autoaugment"], profile).params
 page.banner(profile)
 
 # %% [markdown]
+# (policies)=
 # ## The three policies on one image
 #
 # One COCO image of this profile. The first column is the anchor, which always gets the standard
@@ -61,33 +59,20 @@ page.banner(profile)
 # (`Views` with `policy` = `standard`, `autoaugment` or `mixed`).
 
 # %% tags=["hide-input"]
-def show(t):
-    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
-    return (t * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
-
-
 try:
     img = pretrain_images(p)[7]
     policies = {"standard": "standard", "autoaugment": "autoaugment", "standard_or_autoaugment": "mixed"}
-    fig, axes = plt.subplots(3, 6, figsize=(11, 6))
-    for row, (label, policy) in enumerate(policies.items()):
-        views = Views(64, p.crop_scale, policy=policy)
-        for col in range(6):
-            torch.manual_seed(col)
-            out = views(img)
-            axes[row, col].imshow(show(out["anchor"] if col == 0 else out["positive"]))
-            axes[row, col].set_axis_off()
-        axes[row, 0].set_title("anchor", fontsize=9)
-        axes[row, 1].set_title(LABELS[label], fontsize=10, loc="left")
-    fig.tight_layout()
+    plots.image_rows({LABELS[label]: policy_examples(img, Views(64, p.crop_scale, policy=policy))
+                      for label, policy in policies.items()}, columns=6)
 except DatasetNotFoundError as err:
     display(Markdown(f"COCO is missing at this profile: {str(err).splitlines()[0]}"))
 
 # %% [markdown]
+# (table-7)=
 # ## Table 7: augmentation policy of the positives
 #
 # VOC07 linear SVM mAP of the 200-epoch constrained multi-crop model (with m↓) under each policy.
-# The "standard" and "standard or AutoAugment" rows are Table 4's m↓ and A+ models. Brackets give the
+# The "standard" and "standard or AutoAugment" rows are {ref}`Table 4 <table-4>`'s m↓ and A+ models. Brackets give the
 # difference to the standard policy.
 
 # %% tags=["hide-input"]
@@ -98,7 +83,8 @@ mine = with_deltas(ours, "standard", margins=margins(LINEAR, profile, ("voc_svm"
 both = pd.concat({"ours": mine, "paper": with_deltas(ref, "standard")}, axis=1)
 both.index = [LABELS[i] for i in both.index]
 display(both.style.set_caption(f"Table 7 at profile '{profile.name}' (ours) beside the paper"))
-page.missing(ours, profile, "section4_1", "section4_2")
+page.missing(ours, profile, "section4_2_augment")
+page.provenance(profile, LINEAR)
 if not ours.isna().any().any():
     ranges = table_ranges([(BOUNDS, ("voc_svm",))], profile, "rand_init")
     display(Markdown(uncertainty_note("Standard") + " " + blind_note(ranges)))

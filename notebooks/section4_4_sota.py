@@ -29,34 +29,34 @@ from IPython.display import Markdown, display
 
 from revisit import page, paper, plots, verdicts
 from revisit.config import load_profile
-from revisit.results import (CEILING, beside, blind, blind_note, constant_floors, floor_summary, linear_scores, measure,
-                             pretrain_metrics, styled, table_ranges, uncertainty_note)
+from revisit.results import (CEILING, beside, blind, blind_note, constant_floors, floor_summary, gains_text,
+                             linear_scores, measure, pretrain_metrics, styled, table_ranges, uncertainty_note)
 from revisit.runs import plan
 from revisit.verdicts import Claim
 
 PROFILE = os.environ.get("REVISIT_PROFILE", "cpu")
 profile = load_profile(PROFILE)
-ROWS = {"MoCo": "moco", "MoCo+CC": "cc", "MoCo+CC+A+": "cc_aplus", "MoCo+CC+A++kNN": "cc_aplus_nn"}
-LINEAR = {"rand_init": "linear/table4/random_init", **{k: f"linear/table9/{v}" for k, v in ROWS.items()},
-          CEILING: "linear/table9/supervised"}
+RUNS = page.runs("section4_4_sota")  # params/book.yaml: this page's runs by table
+LINEAR, TRANSFER, SHORT = RUNS["table9"], RUNS["table9_dense"], RUNS["short_schedule"]
+BOUNDS = ["rand_init", CEILING]  # the floor and ceiling rows
+ROWS = [label for label in LINEAR if label not in BOUNDS]
+PRETRAIN = page.pretraining({label: LINEAR[label] for label in ROWS}, profile)
 EVALUATIONS = ("voc_svm", "imagenet_sgd", "places_sgd")
 PAPER_COLUMNS = {"VOC_cls_mAP": "VOC SVM", "ImageNet_acc": "ImageNet", "Places_acc": "Places (SGD)"}
-TRANSFER = {"rand_init": "transfer/table4/random_init", **{k: f"transfer/table9/{v}" for k, v in ROWS.items()},
-            CEILING: "transfer/table9/supervised"}
-BOUNDS = ["rand_init", CEILING]  # the floor and ceiling rows
 DENSE = ("voc_seg", "cityscapes_seg", "nyud_seg", "davis", "nyud_depth")
 
 # %% tags=["hide-input"]
-p = plan("pretrain/coco800/cc", profile).params
+p = plan(PRETRAIN["MoCo+CC"], profile).params
 page.banner(profile, f"Here: {p.epochs} epochs (800 in the paper), four times Table 4's length.")
 
 # %% [markdown]
+# (table-9)=
 # ## Table 9
 #
 # The protocols of Tables 3 and 4: segmentation finetuned end to end on VOC, Cityscapes and NYUD,
 # DAVIS-2017 label propagation with frozen features (J&F), NYUD depth (rmse in metres, lower is
 # better), the VOC07 SVM and the SGD linear layer on ImageNet and Places. Brackets give the
-# difference to MoCo. The random-initialisation row is Table 4's, with DAVIS and depth added (the
+# difference to MoCo. The random-initialisation row is {ref}`Table 4 <table-4>`'s, with DAVIS and depth added (the
 # paper leaves its classification cells empty); the ceiling (not in the paper) is the backbone trained
 # with the COCO twin's object labels for as many steps as these models. Greyed columns cannot discriminate.
 
@@ -72,22 +72,18 @@ display(Markdown(uncertainty_note("MoCo") + " " + blind_note(ranges9)))
 display(ref.loc[["DenseCL", "VirTex"]].style.format(precision=1).format({"NYUD_depth_rmse": "{:.3f}"}).set_caption(
     "Other methods in Table 9 (paper only; not trained here)"))
 display(Markdown(floor_summary(ours[list(ours.columns[:5])], constant_floors(TRANSFER, profile, DENSE))))
-page.missing(ours, profile, "section4_4")
+page.missing(ours, profile, "section4_4_sota")
+page.provenance(profile, LINEAR, TRANSFER)
 
 # %% tags=["hide-input"]
 plots.ablation_steps(ours.drop(index=BOUNDS), ref.drop(index=["rand_init", "DenseCL", "VirTex"]), "MoCo");
 
 # %% tags=["hide-input"]
-def signed(column, value):
-    return f"{value:+.3f}" if column.endswith("rmse") else f"{value:+.1f}"
-
-
 if not ours.isna().any().any():
-    gains = ours.drop(index=[*BOUNDS, "MoCo"]) - ours.loc["MoCo"]
     display(Markdown(
-        "Differences to MoCo after 800 (paper) epochs on the twins: " +
-        "; ".join(f"{row} {', '.join(signed(c, v) for c, v in gains.loc[row].items())}" for row in gains.index) +
-        f" ({', '.join(ours.columns)}; for depth a negative difference is a gain). The paper's rows all gain on every column."))
+        f"Differences to MoCo after 800 (paper) epochs on the twins: {gains_text(ours.drop(index=BOUNDS), 'MoCo')} "
+        f"({', '.join(ours.columns)}; for depth a negative difference is a gain). The paper's rows all gain on every "
+        "column."))
 
 # %% [markdown]
 # The paper's first conclusion from Table 9 (Sec. 4.4) is that each modification still improves over
@@ -101,20 +97,20 @@ display(checked.style.hide(axis="index").set_caption("The paper's claims on Tabl
 display(Markdown(verdicts.summary(checked)))
 
 # %% [markdown]
+# (table-9-schedule)=
 # ## 200 versus 800 epochs
 #
 # The paper's point that the invariances still help after long training, seen from our side: each
-# Table 9 model beside its 200-epoch counterpart of Table 4.
+# Table 9 model beside its 200-epoch counterpart of {ref}`Table 4 <table-4>`.
 
 # %% tags=["hide-input"]
-short = linear_scores({"MoCo": "linear/table4/moco", "MoCo+CC": "linear/table4/mc_cc_mlow",
-                       "MoCo+CC+A+": "linear/table4/mc_cc_mlow_aplus",
-                       "MoCo+CC+A++kNN": "linear/table4/mc_cc_mlow_aplus_nn"}, profile, ("voc_svm",))
+short = linear_scores(SHORT, profile, ("voc_svm",))
 longer = ours.drop(index=BOUNDS)[["VOC SVM"]]
 
 display(pd.concat({"200 epochs": short["VOC SVM"], "800 epochs": longer["VOC SVM"]}, axis=1)
         .style.format(precision=1, na_rep="missing").set_caption("VOC SVM mAP after 200 and 800 epochs"))
-runs = pretrain_metrics({k: f"pretrain/coco800/{v}" for k, v in ROWS.items()}, profile)
+page.provenance(profile, SHORT)
+runs = pretrain_metrics(PRETRAIN, profile)
 if not runs.empty:
     display(runs[["epochs", "steps", "final_loss", "images_per_s", "train_seconds"]].style.format(
         {"final_loss": "{:.3f}", "images_per_s": "{:.0f}", "train_seconds": "{:.0f}"}).set_caption("800-epoch runs"))

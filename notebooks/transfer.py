@@ -30,9 +30,9 @@ import pandas as pd
 
 from revisit.backbones import evaluated_backbone
 from revisit.config import load_profile
+from revisit.dense import evaluate_tasks
 from revisit.rundir import METRICS, write_json
 from revisit.runs import plan
-from revisit.transfer import evaluate_tasks
 
 run = plan(experiment, load_profile(profile))
 p = run.params

@@ -32,10 +32,10 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from revisit import plots
+from revisit import page, plots
 from revisit.config import DENSE_RECIPE_VERSION, RECIPE_VERSION, load_profile
 from revisit.data import dense_twins, twins
-from revisit.results import CEILING, COLUMNS, TABLE2, blind, table_ranges
+from revisit.results import COLUMNS, TABLE2, blind, table_ranges
 
 PROFILE = os.environ.get("REVISIT_PROFILE", "cpu")
 profile = load_profile(PROFILE)
@@ -43,20 +43,17 @@ PRETRAIN_SETS = ("in118k", "in118k_lt", "coco", "oi118k", "bdd100k")
 DENSE_4 = ("voc_seg", "cityscapes_seg", "nyud_seg")
 DENSE_9 = ("voc_seg", "cityscapes_seg", "nyud_seg", "davis", "nyud_depth")
 SVM_SGD = ("voc_svm", "imagenet_sgd", "places_sgd")
-TABLES = {  # each table's floor (random init.) and ceiling runs, and the columns they bound
-    "Table 2": ([({"floor": "linear/table2_random_init", CEILING: "linear/table2_supervised"}, TABLE2)]),
-    "Table 3": ([({"floor": "transfer/table4/random_init", CEILING: "transfer/table3/supervised"},
-                  ("voc_seg", "cityscapes_seg", "nyud_seg", "voc_det", "davis", "nyud_depth"))]),
-    "Tables 4, 7, 8": ([({"floor": "transfer/table4/random_init", CEILING: "transfer/table4/supervised"}, DENSE_4),
-                        ({"floor": "linear/table4/random_init", CEILING: "linear/table4/supervised"}, SVM_SGD)]),
-    "Table 9": ([({"floor": "transfer/table4/random_init", CEILING: "transfer/table9/supervised"}, DENSE_9),
-                 ({"floor": "linear/table4/random_init", CEILING: "linear/table9/supervised"}, SVM_SGD)]),
-    "Table S1": ([({"floor": "transfer/table4/random_init", CEILING: "transfer/tableS1/supervised"}, DENSE_9)]),
+RUNS = page.runs("twins")  # params/book.yaml: each table's floor (random init.) and ceiling runs
+TABLES = {  # the columns each table's bounds bound
+    "Table 2": [(RUNS["table2"], TABLE2)],
+    "Table 3": [(RUNS["table3"], ("voc_seg", "cityscapes_seg", "nyud_seg", "voc_det", "davis", "nyud_depth"))],
+    "Tables 4, 7, 8": [(RUNS["table4_dense"], DENSE_4), (RUNS["table4"], SVM_SGD)],
+    "Table 9": [(RUNS["table9_dense"], DENSE_9), (RUNS["table9"], SVM_SGD)],
+    "Table S1": [(RUNS["tableS1"], DENSE_9)],
 }
 
 # %% tags=["hide-input"]
-display(Markdown(f"**Numbers on this page: profile `{profile.name}`.** Twin recipes: version {RECIPE_VERSION} "
-                 f"(classification), {DENSE_RECIPE_VERSION} (dense)."))
+page.banner(profile, f"Twin recipes: version {RECIPE_VERSION} (classification), {DENSE_RECIPE_VERSION} (dense).")
 
 # %% [markdown]
 # ## The pretraining sets and the classification targets
@@ -98,6 +95,7 @@ display(pd.DataFrame({"task": [COLUMNS[t] for t in dense_twins.KEEPS], "what its
         .style.hide(axis="index").set_caption("What each dense twin keeps of its benchmark"))
 
 # %% [markdown]
+# (floors-and-ceilings)=
 # ## Floor and ceiling of every column
 #
 # Per table and column: the constant prediction (dense tasks: the train set's most frequent class, or
@@ -124,17 +122,19 @@ display(Markdown(
     + (" (" + "; ".join(f"{t}: {', '.join(c)}" for t, c in shut.items() if c) + ")" if any(shut.values()) else "")
     + f"; {counts.get('untested', 0)} are untested (a floor or ceiling run missing). "
     f"{int((ranges['range ≥ target'] == 'yes').sum())} columns have the target range (10 points; depth: 15% of the floor's rmse)."))
+page.provenance(profile, *RUNS.values())
 
 # %% [markdown]
+# (what-was-tuned)=
 # ## What was tuned, and on what
 #
 # The rule: generators and schedules are tuned on learnability only, that is on the floors and ceilings
-# above and on the pretrained-against-random comparisons of Tables 2 and 3, never on the order of the
-# ablation rows of Tables 4, 7, 8 and 9, which are what the book tests. The record:
+# above and on the pretrained-against-random comparisons of {ref}`Tables 2 <table-2>` and {ref}`3 <table-3>`,
+# never on the order of the ablation rows of Tables 4, 7, 8 and 9, which are what the book tests. The record:
 #
 # - **Colour in the pretraining twins** (classification recipe 7). With objects in any hue, colour alone
 #   told each of 1500 pretraining images from the others, and MoCo at this budget learned colour: its
-#   features were no better than random initialisation on Table 2 (worse on Cars and Pets), for every
+#   features were no better than random initialisation on {ref}`Table 2 <table-2>` (worse on Cars and Pets), for every
 #   pretraining set. The pretraining twins now draw their objects within the reach of MoCo's colour
 #   jitter (`twins.jittered_color`) and their scenes on one grey sky and ground (`twins.GREY_SCENE`) whose
 #   noise varies in brightness only, the horizon and the objects varying; the targets keep any hue, a

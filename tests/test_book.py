@@ -11,7 +11,8 @@ from bs4 import BeautifulSoup
 from nbclient import NotebookClient
 
 from conftest import params_copy, revisit
-from revisit.config import PROJECT_ROOT
+from revisit.config import PROJECT_ROOT, load_profile
+from revisit.runs import plan
 
 JUPYTER_BOOK = str(Path(sys.executable).with_name("jupyter-book"))
 
@@ -35,7 +36,7 @@ def test_book_builds_at_smoke_profile_with_table2(smoke_runs, tmp_path):
     assert page.count(" ±") >= 35 + 21 + 4  # Tables 2 and 3: every cell of ours with its margin
     assert "claims on Table 2, checked" in page and "claims checked here" in page
     assert "untested" not in page.split("claims on Table 2")[1].split("Table 3 at profile")[0]  # all have predictions
-    assert "Non-overlapping pairs" in page and page.count("<img") >= 4
+    assert "do not overlap at all (IoU = 0)" in page and page.count("<img") >= 4
     assert page.count("Supervised (ceiling)") >= 2 and "discriminate" in page  # Tables 2-3: floor and ceiling rows
     twins = (tmp_path / "_build" / "html" / "notebooks" / "twins.html").read_text()
     assert "Floor and ceiling of each column" in twins and "What was tuned" in twins and twins.count("<img") >= 2
@@ -83,19 +84,20 @@ def test_the_readme_ablation_example_adds_a_row_to_table_8(smoke_runs, tmp_path,
     assert "`kind: linear`" in steps and "`targets: [voc_svm]`" in steps
     (params / "linear/table8/nn_k100.yaml").write_text(
         "kind: linear\npretrain: pretrain/coco200/mc_cc_mlow_nn_k100\ntargets: [voc_svm]\n")
+    line = "100: linear/table8/nn_k100"
+    assert f"`{line}` under `section4_3_neighbours:`, in the group `table8_k:`" in steps  # step 2, as printed
     book = (params / "book.yaml").read_text()
-    (params / "book.yaml").write_text(book.replace("  - linear/table8/nn_k50\n",
-                                                   "  - linear/table8/nn_k50\n  - linear/table8/nn_k100\n", 1))
+    assert "  table8_k:  # lambda 0.4\n" in book
+    (params / "book.yaml").write_text(book.replace("    50: linear/table8/nn_k50\n",
+                                                   f"    50: linear/table8/nn_k50\n    {line}\n", 1))
     runs = tmp_path / "runs"
     shutil.copytree(root, runs)
     env = {**env, "REVISIT_PARAMS": str(params), "REVISIT_RUNS": str(runs)}
-    batch = revisit("batch", "--profile", "smoke", "--section", "section4_3", env=env)
+    batch = revisit("batch", "--profile", "smoke", "--section", "section4_3_neighbours", env=env)
     assert batch.returncode == 0, batch.stdout[-2000:] + batch.stderr[-2000:]
     assert "\n2 run, " in batch.stdout and "0 failed" in batch.stdout  # the pretraining and its evaluation, only
 
-    source = (PROJECT_ROOT / "notebooks" / "section4_3_neighbours.py").read_text()
-    assert '50: "nn_k50"}' in source and "`K_SWEEP`" in steps  # step 2: the label on the page
-    page = jupytext.reads(source.replace('50: "nn_k50"}', '50: "nn_k50", 100: "nn_k100"}'), fmt="py:percent")
+    page = jupytext.read(PROJECT_ROOT / "notebooks" / "section4_3_neighbours.py")  # the page as it is
     for key, value in (("REVISIT_PROFILE", "smoke"), ("REVISIT_PARAMS", params), ("REVISIT_RUNS", runs)):
         monkeypatch.setenv(key, str(value))
     NotebookClient(page, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
@@ -110,3 +112,7 @@ def test_the_readme_ablation_example_adds_a_row_to_table_8(smoke_runs, tmp_path,
     assert header[-2:] == ["50", "100"]  # the new column, after k = 50
     assert all(float(cell) >= 0 for cell in ours[-6:])  # every k with our score, k = 100 included
     assert paper[-6:] == ["83.6", "84.0", "84.1", "84.2", "84.3", "-"]  # the paper's by k; none at k = 100
+    provenance = [out["data"]["text/html"] for cell in page.cells for out in cell.get("outputs", [])
+                  if "params/linear/table8/nn_k100.yaml" in out.get("data", {}).get("text/html", "")]
+    assert len(provenance) == 1 and "<details" in provenance[0]  # the new run's id and state under the table
+    assert plan("linear/table8/nn_k100", load_profile("smoke")).run_id in provenance[0]

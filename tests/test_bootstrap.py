@@ -7,8 +7,8 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from revisit.bootstrap import (Interval, Predictions, average_precision, average_precision_11, interval,
                                paired_difference, resample_weights)
-from revisit.linear import score, voc07_ap
-from revisit.linear_svm import interpolated_ap
+from revisit.linear.logistic import score
+from revisit.metrics import classifier_ap
 
 
 def _resampled(rng, n):
@@ -25,8 +25,8 @@ def test_weighted_scores_equal_sklearn_on_the_resampled_items(trial):
     s = np.round(rng.normal(size=n) + y, 1)  # rounding makes tied scores, which sklearn groups into one threshold
     labels, predicted = rng.integers(0, 4, n), rng.integers(0, 4, n)
     w, drawn = _resampled(rng, n)
-    assert average_precision_11(y, s, w)[0] == pytest.approx(voc07_ap(y[drawn], s[drawn]))
-    assert average_precision(y, s, w)[0] == pytest.approx(interpolated_ap(y[drawn], s[drawn]))
+    assert average_precision_11(y, s, w)[0] == pytest.approx(classifier_ap(y[drawn], s[drawn], "11-point"))
+    assert average_precision(y, s, w)[0] == pytest.approx(classifier_ap(y[drawn], s[drawn], "all-point"))
     acc = Predictions("accuracy", labels, predicted).scores(w)[0]
     assert acc == pytest.approx(100 * accuracy_score(labels[drawn], predicted[drawn]))
     bal = Predictions("balanced_accuracy", labels, predicted).scores(w)[0]
@@ -38,7 +38,7 @@ def test_value_is_the_reported_score():
     Y = rng.integers(0, 2, (50, 3))
     S = rng.normal(size=(50, 3)) + Y
     assert Predictions("ap11", Y, S).value() == pytest.approx(score("mAP", Y, S))
-    expected = 100 * np.mean([interpolated_ap(Y[:, c], S[:, c]) for c in range(3)])
+    expected = 100 * np.mean([classifier_ap(Y[:, c], S[:, c], "all-point") for c in range(3)])
     assert Predictions("ap", Y, S).value() == pytest.approx(expected)
 
 
@@ -145,9 +145,9 @@ def test_no_test_items_give_no_interval():
 @pytest.mark.parametrize("eleven_point", [True, False], ids=["VOC07 11-point", "all-point"])
 def test_detection_ap_equals_voc_ap_on_the_resampled_images(eleven_point):
     """Random boxes near random ground truth (some difficult, some duplicates): the weighted AP equals
-    ``detection.voc_ap`` run on the drawn images themselves, repeated ones included."""
+    ``dense.detection.voc_ap`` run on the drawn images themselves, repeated ones included."""
     from revisit.data.dense import Boxes
-    from revisit.detection import Detections, voc_ap
+    from revisit.dense.detection import Detections, voc_ap
 
     rng = np.random.default_rng(7)
     classes = ["a", "b", "c"]

@@ -8,11 +8,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-import revisit.cams as cams
+import revisit.dense.cams as cams
 from revisit.backbones import FeatureMap, build_backbone
-from revisit.cams import class_activation_maps, fit_classifier, minmax, overlay
+from revisit.dense.cams import class_activation_maps, fit_classifier, minmax, overlay
 from revisit.data.images import ImageSet
-from revisit.features import extract_features, resize_square
+from revisit.linear.features import extract_features, resize_square
 
 COLOURS = np.array([[220, 30, 30], [30, 200, 30], [40, 40, 220]], np.uint8)
 

@@ -116,7 +116,7 @@ def test_project_params_all_load():
 def test_dataset_names_agree_across_modules():
     """Params, real loaders, twins and the results table must name the same datasets."""
     from revisit.config import EVALUATIONS, PRETRAIN_SETS, TARGET_SETS
-    from revisit.evaluations import protocol
+    from revisit.linear import protocol
     from revisit.data import twins
     from revisit.data.loaders import PRETRAIN_LOADERS, TARGET_LOADERS, TARGET_SPLITS
     from revisit.results import TARGET_COLUMNS

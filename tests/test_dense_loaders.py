@@ -386,7 +386,7 @@ def test_davis_2016_binary_masks_are_a_format_error_at_load(tmp_path):
 
 def test_davis_unreadable_frame_is_dropped_with_its_mask(tmp_path):
     """A truncated frame is skipped with a warning naming it and its sequence; evaluation then runs."""
-    from revisit.propagation import PropagationParams, evaluate_davis
+    from revisit.dense.propagation import PropagationParams, evaluate_davis
 
     write_davis_sequence(tmp_path, "bear", 5)
     write_text(tmp_path / "DAVIS" / "ImageSets" / "2017" / "val.txt", ["bear"])

@@ -268,3 +268,23 @@ def test_cache_default_folder_is_revisit_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("REVISIT_CACHE", str(tmp_path / "c"))
     dt.cached_dense(dt.voc_segmentation, "test", 2)
     assert len(list((tmp_path / "c").glob("dense-voc_segmentation-*.npz"))) == 1
+
+
+def test_both_twin_families_share_one_cache_under_the_names_already_on_disk(tmp_path, monkeypatch):
+    """``data.cache`` keeps the file names the twins had before it (the first 16 hex digits of the sha256 of the call),
+    so caches written then are read, not drawn again."""
+    import hashlib
+
+    from revisit.config import DENSE_RECIPE_VERSION, RECIPE_VERSION
+    from revisit.data import twins
+
+    def key(*call):
+        return hashlib.sha256(repr(call).encode()).hexdigest()[:16]
+
+    monkeypatch.setenv("REVISIT_CACHE", str(tmp_path))
+    twins.cached(twins.generate_target, "pets", "test", 4, seed=1)
+    dt.cached_dense(dt.voc_segmentation, "test", 2, seed=1)
+    images = key("generate_target", ("pets", "test", 4), [("seed", 1)], RECIPE_VERSION)
+    dense = key("voc_segmentation", ("test", 2), [("seed", 1)], DENSE_RECIPE_VERSION, RECIPE_VERSION)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"dense-voc_segmentation-{dense}.npz",
+                                                         f"generate_target-pets-{images}.npz"]

@@ -9,8 +9,10 @@ import pytest
 
 from revisit.backbones import build_backbone
 from revisit.data.dense import Boxes, DenseSet
-from revisit.detection import (DetectionParams, DetectionResult, Detections, average_precision, detect, faster_rcnn,
-                               lr_factor, save_detectron2_checkpoint, to_detectron2, train_faster_rcnn, voc_ap)
+from revisit.dense.detection import (DetectionParams, DetectionResult, Detections, detect, faster_rcnn, lr_factor,
+                                     train_faster_rcnn, voc_ap)
+from revisit.dense.detectron2_backend import save_detectron2_checkpoint, to_detectron2
+from revisit.metrics import detector_ap
 
 CLASSES = ["cat", "dog"]
 
@@ -101,8 +103,8 @@ def test_duplicate_is_false_positive_and_07_vs_all_point():
     assert voc_ap(detections, targets, CLASSES[:1])["AP50"] == pytest.approx(100 * eleven)
     assert voc_ap(detections, targets, CLASSES[:1], use_07_metric=False)["AP50"] == pytest.approx(100 * area)
     recall, precision = np.array([0.5, 0.5, 1.0]), np.array([1.0, 0.5, 2 / 3])
-    assert average_precision(recall, precision, True) == pytest.approx(eleven)
-    assert average_precision(recall, precision, False) == pytest.approx(area)
+    assert detector_ap(recall, precision, "11-point") == pytest.approx(eleven)
+    assert detector_ap(recall, precision, "all-point") == pytest.approx(area)
 
 
 def test_iou_06_counts_for_ap50_not_ap75():

@@ -8,7 +8,7 @@ from torch import nn
 
 from revisit.backbones import build_backbone
 from revisit.data.dense import DenseSet
-from revisit.finetune import (PROTOCOLS, Augmented, DenseModel, _lr_factor, finetune_and_score, scaled)
+from revisit.dense.finetune import (PROTOCOLS, Augmented, DenseModel, _lr_factor, finetune_and_score, scaled)
 
 
 def squares(n, task="segmentation", size=32, seed=0):
@@ -82,7 +82,7 @@ def test_a_tiny_model_learns_to_segment_and_to_predict_depth():
 
 
 def test_constant_prediction_floor():
-    from revisit.finetune import constant_score
+    from revisit.dense.finetune import constant_score
 
     seg = squares(8)
     # background everywhere: IoU of background = background pixels / all pixels, 0 for the three classes present

@@ -1,18 +1,19 @@
-"""Linear evaluation: VOC07 AP by hand, C selection, metrics per target."""
+"""Linear evaluation: VOC07 AP by hand, C selection, metrics per target, the SVM and the SGD layer."""
 import numpy as np
 import torch
 import pytest
 
-from revisit.linear import c_grid, evaluate, score, voc07_ap
+from revisit.linear.logistic import c_grid, evaluate, score
+from revisit.metrics import classifier_ap
 
 
-def test_voc07_ap_hand_computed():
+def test_classifier_ap_11_point_hand_computed():
     # ranks: + - + -> precision at recall 0.5 is 1, at recall 1.0 is 2/3
     y = np.array([1, 0, 1, 0])
     s = np.array([0.9, 0.8, 0.7, 0.1])
     expected = (6 * 1.0 + 5 * (2 / 3)) / 11
-    assert voc07_ap(y, s) == pytest.approx(expected)
-    assert voc07_ap(np.array([1, 1, 0]), np.array([3.0, 2.0, 1.0])) == pytest.approx(1.0)
+    assert classifier_ap(y, s, "11-point") == pytest.approx(expected)
+    assert classifier_ap(np.array([1, 1, 0]), np.array([3.0, 2.0, 1.0]), "11-point") == pytest.approx(1.0)
 
 
 def test_c_grid():
@@ -58,26 +59,26 @@ def test_pets_uses_mean_per_class_accuracy_and_voc_map():
     assert result.metric == "mAP" and result.test > 90 and len(result.best_C) == 2
 
 
-def test_interpolated_ap_hand_computed():
-    from revisit.linear_svm import interpolated_ap
-
+def test_classifier_ap_all_point_hand_computed():
     # ranks: + - + : precision 1 up to recall 0.5, then the envelope's 2/3 up to recall 1
-    assert interpolated_ap(np.array([1, 0, 1]), np.array([0.9, 0.8, 0.7])) == pytest.approx(0.5 + 0.5 * 2 / 3)
+    y, s = np.array([1, 0, 1]), np.array([0.9, 0.8, 0.7])
+    assert classifier_ap(y, s, "all-point") == pytest.approx(0.5 + 0.5 * 2 / 3)
     # a dip that the envelope fills: + - - + + -> precisions 1, 2/4, 3/5; envelope at recall 2/3 and 1 is 3/5
     y, s = np.array([1, 0, 0, 1, 1]), np.array([5, 4, 3, 2, 1.0])
-    assert interpolated_ap(y, s) == pytest.approx(1 / 3 + (2 / 3) * 0.6)
-    assert interpolated_ap(np.array([1, 1, 0]), np.array([3.0, 2.0, 1.0])) == pytest.approx(1.0)
+    assert classifier_ap(y, s, "all-point") == pytest.approx(1 / 3 + (2 / 3) * 0.6)
+    assert classifier_ap(np.array([1, 1, 0]), np.array([3.0, 2.0, 1.0]), "all-point") == pytest.approx(1.0)
 
 
 def test_svm_map_separates_blobs_and_rejects_a_class_without_positives():
-    from revisit.linear_svm import interpolated_ap, svm_map
+    from revisit.linear.svm import svm_map
 
     rng = np.random.default_rng(0)
     X, y = blobs(400, 4, 16, rng)
     multi_hot = np.eye(4, dtype=int)[y]
     mean_ap, aps, decision = svm_map(X[:300], multi_hot[:300], X[300:], multi_hot[300:])
     assert mean_ap > 95 and len(aps) == 4
-    assert decision.shape == (100, 4) and aps[1] == pytest.approx(100 * interpolated_ap(multi_hot[300:, 1], decision[:, 1]))
+    assert decision.shape == (100, 4)
+    assert aps[1] == pytest.approx(100 * classifier_ap(multi_hot[300:, 1], decision[:, 1], "all-point"))
     noise_ap, _, _ = svm_map(rng.normal(size=(300, 16)), multi_hot[:300], rng.normal(size=(100, 16)), multi_hot[300:])
     assert noise_ap < 60
     no_positive = multi_hot[:300].copy()
@@ -97,7 +98,7 @@ class MeanColour(torch.nn.Module):
 
 def test_sgd_linear_learns_colour_classes_and_keeps_the_backbone_frozen():
     from revisit.data import ImageSet
-    from revisit.linear_sgd import sgd_linear
+    from revisit.linear.sgd import sgd_linear
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 120)

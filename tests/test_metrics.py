@@ -1,10 +1,10 @@
-"""Dense metrics: mIoU against a per-pixel loop, DAVIS J and F on hand-built masks."""
+"""Metrics: mIoU against a per-pixel loop, DAVIS J and F on hand-built masks, VOC AP against a plain loop."""
 import numpy as np
 import pytest
 from scipy.ndimage import binary_dilation
 
-from revisit.metrics import (confusion_matrix, davis_boundary, davis_f, davis_j, davis_sequence, davis_summary,
-                             mean_iou)
+from revisit.metrics import (classifier_ap, confusion_matrix, davis_boundary, davis_f, davis_j, davis_sequence,
+                             davis_summary, detector_ap, mean_iou)
 
 
 def square(shape=(100, 100), top=40, left=40, size=20):
@@ -141,3 +141,81 @@ def test_sequence_needs_three_frames_and_matching_shapes():
         davis_sequence(np.zeros((2, 4, 4)), np.zeros((2, 4, 4)), [1])
     with pytest.raises(ValueError, match="shape"):
         davis_sequence(np.zeros((3, 4, 4)), np.zeros((3, 4, 5)), [1])
+
+
+# ---------------------------------------------------------------- VOC AP
+
+def tied_scores(rng):
+    """Labels and scores rounded to one decimal, so that many scores tie (at least one positive)."""
+    n = int(rng.integers(2, 80))
+    y = rng.integers(0, 2, n)
+    y[rng.integers(n)] = 1
+    return y, np.round(rng.normal(size=n) + y, 1)
+
+
+def ranked_detections(rng):
+    """A detector's curve as ``voc_ap`` builds it: tied scores sorted stably, flags 1 (true) / 0 (false) / -1
+    (difficult), recall over at least as many boxes as true positives."""
+    n = int(rng.integers(0, 60))
+    scores, flags = np.round(rng.random(n), 1), rng.choice([1, 0, -1], n, p=[0.5, 0.4, 0.1])
+    flags = flags[np.argsort(-scores, kind="stable")]
+    tp, fp = np.cumsum(flags == 1), np.cumsum(flags == 0)
+    positives = max(1, int(tp[-1] if n else 0) + int(rng.integers(0, 4)))
+    return tp / positives, tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+
+
+RECALL_POINTS = [k * 0.1 for k in range(11)]  # as detectron2's np.arange: 3 * 0.1 is 0.30000000000000004
+
+
+def reference_curve(y, s) -> list:
+    """``(recall, precision)`` at each distinct score, highest first, by counting: tied scores are one threshold."""
+    points = []
+    for threshold in sorted(set(s.tolist()), reverse=True):
+        tp = sum(1 for label, score in zip(y, s) if score >= threshold and label == 1)
+        fp = sum(1 for label, score in zip(y, s) if score >= threshold and label == 0)
+        points.append((tp / sum(y), tp / (tp + fp)))
+    return points
+
+
+def reference_11_point(points) -> float:
+    """The mean over the 11 recall points of the best precision at that recall or above (0 if never reached)."""
+    total = 0.0
+    for t in RECALL_POINTS:
+        reached = [precision for recall, precision in points if recall >= t]
+        total += max(reached) if reached else 0.0
+    return total / 11
+
+
+def reference_all_point(points) -> float:
+    """Each rise of recall times the best precision at that recall or above."""
+    area, below = 0.0, 0.0
+    for level in sorted({recall for recall, _ in points}):
+        area += (level - below) * max(precision for recall, precision in points if recall >= level)
+        below = level
+    return area
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_ap_equals_a_plain_loop_on_tied_scores(seed):
+    """Both APs at both interpolations against the loops above (the classifier's curve ends at recall 0, precision
+    1, as scikit-learn's). When they replaced linear.voc07_ap, linear_svm.interpolated_ap and
+    detection.average_precision, these inputs gave exactly the old numbers."""
+    rng = np.random.default_rng(seed)
+    for _ in range(25):
+        y, s = tied_scores(rng)
+        points = reference_curve(y, s) + [(0.0, 1.0)]
+        assert classifier_ap(y, s, "11-point") == pytest.approx(reference_11_point(points), rel=1e-12, abs=1e-15)
+        assert classifier_ap(y, s, "all-point") == pytest.approx(reference_all_point(points), rel=1e-12, abs=1e-15)
+        recall, precision = ranked_detections(rng)
+        points = list(zip(recall.tolist(), precision.tolist()))
+        assert detector_ap(recall, precision, "11-point") == pytest.approx(reference_11_point(points), rel=1e-12,
+                                                                            abs=1e-15)
+        assert detector_ap(recall, precision, "all-point") == pytest.approx(reference_all_point(points), rel=1e-12,
+                                                                             abs=1e-15)
+
+
+def test_ap_refuses_an_unknown_interpolation():
+    with pytest.raises(ValueError, match="interpolation"):
+        classifier_ap(np.array([1, 0]), np.array([0.5, 0.2]), "voc12")
+    with pytest.raises(ValueError, match="interpolation"):
+        detector_ap(np.array([1.0]), np.array([1.0]), "101-point")

@@ -11,7 +11,7 @@ from torch import nn
 from revisit.backbones import FeatureMap, build_backbone
 from revisit.data.dense import Video, read_label_png
 from revisit.augment import IMAGENET_MEAN, IMAGENET_STD
-from revisit.propagation import (PropagationParams, evaluate_davis, frame_names,
+from revisit.dense.propagation import (PropagationParams, evaluate_davis, frame_names,
                                  propagate, write_davis_results)
 
 STRIDE = 4

@@ -9,8 +9,8 @@ from revisit.augment import IMAGENET_MEAN, IMAGENET_STD
 from revisit.backbones import build_backbone
 from revisit.data.dense import DenseSet
 from revisit.data.loaders import VOC_CLASSES
-from revisit.retrieval import (SUBSET_7, Regions, RetrievalParams, cluster, examples, feature_map, region_descriptors,
-                               segment_retrieval)
+from revisit.dense.retrieval import (SUBSET_7, Regions, RetrievalParams, cluster, examples, feature_map,
+                                     region_descriptors, segment_retrieval)
 
 CLASSES = ["background"] + VOC_CLASSES
 CAR, DOG, CAT, PERSON = (CLASSES.index(c) for c in ("car", "dog", "cat", "person"))

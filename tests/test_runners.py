@@ -148,18 +148,21 @@ def test_transfer_runs_record_every_task_and_the_figures_material(smoke_runs):
 
 def test_batch_runs_one_section_and_rejects_an_unknown_one(smoke_runs):
     root, env, _ = smoke_runs
-    status = revisit("status", "--profile", "smoke", "--section", "section4_2", env=env)
+    status = revisit("status", "--profile", "smoke", "--section", "section4_2_augment", env=env)
     assert status.returncode == 0
-    assert [ln.split()[1] for ln in status.stdout.splitlines()] == [
-        "pretrain/coco200/mc_cc_mlow_autoaugment", "linear/table7/autoaugment", "linear/table4/random_init",
-        "supervised/coco_200ep", "linear/table4/supervised"]  # Table 7 and the floor and ceiling of its column
-    bad = revisit("batch", "--profile", "smoke", "--section", "section9", env=env)
-    assert bad.returncode == 2 and "unknown section" in bad.stderr
+    assert [ln.split()[1] for ln in status.stdout.splitlines()] == [  # Table 7's rows, the floor and ceiling of its
+        "pretrain/coco200/mc_cc_mlow", "linear/table4/mc_cc_mlow",  # column, each after its pretraining
+        "pretrain/coco200/mc_cc_mlow_autoaugment", "linear/table7/autoaugment",
+        "pretrain/coco200/mc_cc_mlow_aplus", "linear/table4/mc_cc_mlow_aplus",
+        "linear/table4/random_init", "supervised/coco_200ep", "linear/table4/supervised"]
+    bad = revisit("batch", "--profile", "smoke", "--section", "section4_2", env=env)
+    assert bad.returncode == 2 and "unknown page(s) ['section4_2']" in bad.stderr
+    assert "section4_2_augment" in bad.stderr  # the pages it takes
 
 
 def test_the_seeded_runs_execute_at_every_seed_of_the_profile(smoke_runs, tmp_path):
     """book.yaml's ``seeds`` runs come with their replicas (smoke: 2 seeds), each pretrained at its own seed and
-    evaluated on the same test images; a seeded run that no section lists is refused."""
+    evaluated on the same test images; a seeded run that no page lists is refused."""
     import dataclasses
 
     from revisit.batch import book_experiments
@@ -173,15 +176,36 @@ def test_the_seeded_runs_execute_at_every_seed_of_the_profile(smoke_runs, tmp_pa
     base, replica = (yaml.safe_load(next(Path(root, "smoke").glob(f"pretrain__moco_coco_400ep{tag}--*/params.yaml"))
                                     .read_text()) for tag in ("", "@seed1"))
     assert replica["params"]["seed"] == base["params"]["seed"] + 1 and replica["experiment"].endswith("@seed1")
-    three = book_experiments(dataclasses.replace(load_profile("smoke"), seeds=3))["section4_1"]
+    three = book_experiments(dataclasses.replace(load_profile("smoke"), seeds=3))["section4_1_multicrop"]
     assert [n for n in three if n.startswith("linear/table4/moco")] == [
         "linear/table4/moco", "linear/table4/moco@seed1", "linear/table4/moco@seed2"]
     assert "linear/table4/mc@seed1" not in three
     params = params_copy(tmp_path)
     with open(params / "book.yaml", "a") as book:
         book.write("  - linear/table7/autoaugment_elsewhere\n")
-    with pytest.raises(ParamsError, match="no section lists"):
+    with pytest.raises(ParamsError, match="no page lists"):
         book_experiments(load_profile("smoke"), root=params)
+
+
+def test_the_book_list_gives_each_page_its_tables_and_refuses_a_malformed_one(tmp_path):
+    """params/book.yaml: a page's runs by table (labels as YAML reads them: 20 is an int, 0.4 a float), each run once
+    in the batch's list; a group that does not map labels to params names, or an unknown page, is named in the error."""
+    from revisit import book
+    from revisit.config import ParamsError
+
+    listing = book.read()
+    tables = listing.tables("section4_3_neighbours")
+    assert tables["table8_k"][20] == tables["table8_lambda"][0.4] == "linear/table8/nn"
+    runs = listing.runs("section4_3_neighbours")
+    assert runs.count("linear/table8/nn") == 1 and runs.index("linear/table8/nn_k1") == 0
+    with pytest.raises(ParamsError, match="no page 'section4_3'.*section4_3_neighbours"):
+        listing.tables("section4_3")
+    (tmp_path / "book.yaml").write_text("section4_3_neighbours:\n  table8_k:\n    - linear/table8/nn_k1\n")
+    with pytest.raises(ParamsError, match="section4_3_neighbours.table8_k must map row labels to params names"):
+        book.read(tmp_path)
+    (tmp_path / "book.yaml").write_text("section4_3_neighbours:\n  table8_k:\n    1: a\n   - b\n")
+    with pytest.raises(ParamsError, match="book.yaml: cannot read the book's run list"):
+        book.read(tmp_path)
 
 
 def test_stopping_a_child_run_ends_its_whole_process_group():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from revisit import transfer
+from revisit import dense
 from revisit.backbones import build_backbone
 from revisit.config import DENSE_TASKS, ParamsError, load_experiment, load_profile, resolve
 from revisit.data import cam_images, davis_videos, dense_splits
@@ -56,16 +56,16 @@ def test_each_task_is_saved_when_done_and_a_rerun_resumes(smoke, tmp_path, monke
     p = dataclasses.replace(smoke, tasks=("nyud_seg", "nyud_depth"))
     torch.manual_seed(0)
     backbone = build_backbone(p.arch, p.width)
-    first = transfer.evaluate_tasks(p.tasks, backbone, p, tmp_path, progress=False)
+    first = dense.evaluate_tasks(p.tasks, backbone, p, tmp_path, progress=False)
     assert {t: r.metric for t, r in first.items()} == {"nyud_seg": "mIoU", "nyud_depth": "rmse"}
     assert np.isfinite(first["nyud_depth"].value) and first["nyud_depth"].value > 0
     saved = json.loads((tmp_path / "tasks" / "nyud_seg.json").read_text())
     assert saved["value"] == pytest.approx(first["nyud_seg"].value) and len(saved["details"]["per_class"]) == 40
     (tmp_path / "tasks" / "nyud_depth.json").unlink()  # as if the run was killed during depth
     calls = []
-    real = transfer.evaluate_task
-    monkeypatch.setattr(transfer, "evaluate_task", lambda task, *a, **k: calls.append(task) or real(task, *a, **k))
-    again = transfer.evaluate_tasks(p.tasks, backbone, p, tmp_path, progress=False)
+    real = dense.evaluate_task
+    monkeypatch.setattr(dense, "evaluate_task", lambda task, *a, **k: calls.append(task) or real(task, *a, **k))
+    again = dense.evaluate_tasks(p.tasks, backbone, p, tmp_path, progress=False)
     assert calls == ["nyud_depth"]
     assert again["nyud_seg"].value == pytest.approx(first["nyud_seg"].value)
     assert again["nyud_depth"].value == pytest.approx(first["nyud_depth"].value)  # same seed, same result
@@ -73,13 +73,13 @@ def test_each_task_is_saved_when_done_and_a_rerun_resumes(smoke, tmp_path, monke
 
 def test_unknown_task_is_refused(smoke, tmp_path):
     with pytest.raises(ValueError, match="unknown dense task"):
-        transfer.evaluate_task("jigsaw", build_backbone("resnet_small", 8), smoke, tmp_path)
-    assert set(transfer.METRICS) == set(DENSE_TASKS)
+        dense.evaluate_task("jigsaw", build_backbone("resnet_small", 8), smoke, tmp_path)
+    assert set(dense.METRICS) == set(DENSE_TASKS)
 
 
 def test_auto_detection_backend_falls_back_to_torchvision_without_detectron2():
     import importlib.util
 
     expected = "detectron2" if importlib.util.find_spec("detectron2") else "torchvision"
-    assert transfer.detection_backend("auto") == expected
-    assert transfer.detection_backend("torchvision") == "torchvision"
+    assert dense.detection_backend("auto") == expected
+    assert dense.detection_backend("torchvision") == "torchvision"

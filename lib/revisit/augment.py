@@ -142,6 +142,18 @@ class Views:
         return {k: v[0] if k in ("anchor", "positive", "small") else v for k, v in views.items()}
 
 
+def policy_examples(img, views: Views, count: int = 6) -> np.ndarray:
+    """Table 7's figure: the anchor view of ``img``, then ``count - 1`` positives (view ``i`` drawn at torch seed
+    ``i``), as ``(count, H, W, 3)`` images in [0, 1] with the normalisation undone."""
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+    shown = []
+    for i in range(count):
+        torch.manual_seed(i)
+        out = views(img)
+        shown.append((out["anchor"] if i == 0 else out["positive"]) * std + mean)
+    return torch.stack(shown).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+
 def _where_not(skip: torch.Tensor, transform, x: torch.Tensor) -> torch.Tensor:
     """``transform`` applied to the images of ``x`` whose ``skip`` flag is False."""
     todo = ~skip

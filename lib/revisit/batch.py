@@ -25,10 +25,9 @@ from pathlib import Path
 
 import jupytext
 import papermill
-import yaml
 
-from . import kernels, rundir, zygote
-from .config import PRETRAINING, PROJECT_ROOT, ParamsError, Profile, params_root
+from . import book, kernels, rundir, zygote
+from .config import PRETRAINING, PROJECT_ROOT, Profile
 from .runs import Run, plan, prepare, replicas, runs_root
 
 NOTEBOOKS = {"pretrain": PROJECT_ROOT / "notebooks" / "pretrain.py",
@@ -37,18 +36,12 @@ NOTEBOOKS = {"pretrain": PROJECT_ROOT / "notebooks" / "pretrain.py",
 
 
 def book_experiments(profile: Profile, root: Path | None = None) -> dict[str, list[str]]:
-    """The runs each page of the book reads at ``profile``, from the sections of ``params/book.yaml``: the runs
-    it lists under ``seeds`` come with their replicas at the profile's further training seeds (``runs.replicas``)."""
-    path = Path(root or params_root()) / "book.yaml"
-    sections = yaml.safe_load(path.read_text())
-    seeded = sections.pop("seeds", None) or []
-    listed = {name for names in sections.values() for name in names}
-    stray = [name for name in seeded if name not in listed]
-    if stray:
-        raise ParamsError(f"{path}: 'seeds' names {stray}, which no section lists; add them to their page's section")
-    return {section: [replica for name in names for replica in (replicas(name, profile.seeds) if name in seeded
-                                                                 else [name])]
-            for section, names in sections.items()}
+    """The runs each page of the book reads at ``profile`` (``params/book.yaml``, ``revisit.book``): the runs listed
+    under ``seeds`` come with their replicas at the profile's further training seeds (``runs.replicas``)."""
+    listing = book.read(root)
+    return {page: [replica for name in listing.runs(page)
+                   for replica in (replicas(name, profile.seeds) if name in listing.seeds else [name])]
+            for page in listing.pages}
 
 
 def ordered(names, profile: Profile) -> list[Run]:

@@ -3,10 +3,10 @@
 A bootstrap resample of N test items is the same as weighting each item by how often it was drawn,
 so every score here is computed from ``weights`` of shape ``(draws, N)`` for all draws at once (a
 1000-draw interval of a 20-class mAP on 600 images takes under a second). With weights of
-ones each function gives exactly the score the evaluation reports (``linear.score``,
-``linear_svm.interpolated_ap``). The interval is the percentile interval (Efron & Tibshirani, ch. 13);
-two models are compared on the *same* resamples of the same test items (a paired bootstrap), so the
-noise they share, which items happen to be in the test set, cancels from their difference.
+ones each function gives exactly the score the evaluation reports (``linear.logistic.score``,
+``metrics.classifier_ap``, ``dense.detection.voc_ap``). The interval is the percentile interval (Efron &
+Tibshirani, ch. 13); two models are compared on the *same* resamples of the same test items (a paired
+bootstrap), so the noise they share, which items happen to be in the test set, cancels from their difference.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ LEVEL = 0.95
 SCORES = ("accuracy", "balanced_accuracy", "ap11", "ap",  # top-1, mean per-class accuracy, VOC07 11-point / all-point mAP
           "miou", "miou_fg", "rmse", "ratio",  # dense tasks: mIoU (miou_fg: class 0, background, left out of the
           # mean, as Table 6's 7-class mIoU), depth rmse (metres), a ratio of sums (DAVIS J&F over objects)
-          "det_ap11", "det_ap")  # VOC detection AP over IoU thresholds, 11-point or all-point (``detection.voc_ap``)
+          "det_ap11", "det_ap")  # VOC detection AP over IoU thresholds, 11-point or all-point
+          # (``dense.detection.voc_ap``)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Predictions:
     - ``ratio``: ``(N,)`` denominators and ``(N,)`` numerators (DAVIS: objects, and the sum of their J&F);
     - ``det_ap11``, ``det_ap``: ``(N, C)`` non-difficult boxes per image and class, and one row per detection,
       highest score first within its class: ``[image, class, flag at each IoU threshold]`` (1 true positive,
-      0 false positive, -1 neither), as ``detection.voc_ap`` matched them. Here ``decision`` has a row per
+      0 false positive, -1 neither), as ``dense.detection.voc_ap`` matched them. Here ``decision`` has a row per
       detection, not per image.
     """
 
@@ -172,7 +173,7 @@ def mean_iou(confusions: np.ndarray, first: int = 0) -> np.ndarray:
 
 
 def detection_ap(positives, rows, weights, eleven_point=True) -> np.ndarray:
-    """``detection.voc_ap``'s AP (mean over IoU thresholds of the mean over classes) under each row of weights.
+    """``dense.detection.voc_ap``'s AP (mean over IoU thresholds of the mean over classes) under each row of weights.
 
     A resampled image brings its detections with their true / false positive flags unchanged, so the
     curve of class c is a weighted one: cumulative weights of true and of false positives in score order,
@@ -229,7 +230,7 @@ def _precision_recall(y, scores, weights):
 
 
 def average_precision_11(y, scores, weights) -> np.ndarray:
-    """``linear.voc07_ap`` under each row of weights: VOC2007's 11-point interpolated AP on sklearn's curve, in [0, 1].
+    """``metrics.classifier_ap(..., "11-point")`` under each row of weights: VOC2007's 11-point AP, in [0, 1].
 
     (sklearn's curve ends at recall 0, precision 1, so the point at recall 0 always counts 1.)"""
     precision, recall = _precision_recall(y, scores, weights)
@@ -239,7 +240,8 @@ def average_precision_11(y, scores, weights) -> np.ndarray:
 
 
 def average_precision(y, scores, weights) -> np.ndarray:
-    """``linear_svm.interpolated_ap`` under each row of weights: area under the precision envelope, in [0, 1]."""
+    """``metrics.classifier_ap(..., "all-point")`` under each row of weights: area under the precision envelope,
+    in [0, 1]."""
     precision, recall = _precision_recall(y, scores, weights)
     envelope = np.flip(np.maximum.accumulate(np.flip(precision, 1), axis=1), 1)  # best precision at this recall or higher
     steps = np.diff(recall, axis=1, prepend=0.0)

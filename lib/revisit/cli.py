@@ -1,7 +1,7 @@
 """Command line: ``revisit batch``, ``revisit status``, ``revisit list``.
 
 ``revisit batch --profile cpu`` runs every run the book needs (``params/book.yaml``) that is not
-done yet; ``--section section4_1`` limits it to one page's runs; ``revisit status`` shows where
+done yet; ``--section section4_1_multicrop`` limits it to one page's runs; ``revisit status`` shows where
 each stands (a failed run with the first line of its ``error.txt``). Exit status 1 when a run
 failed, 2 for a params or runs-folder problem (nothing run), 128 + n when stopped by signal n.
 """
@@ -25,7 +25,8 @@ def _names(args, profile) -> list[str]:
     if args.section:
         unknown = sorted(set(args.section) - set(sections))
         if unknown:
-            raise ParamsError(f"unknown section(s) {unknown} in params/book.yaml; known: {sorted(sections)}")
+            raise ParamsError(f"unknown page(s) {unknown}: --section takes a page of params/book.yaml, "
+                              f"one of {sorted(sections)}")
         sections = {name: sections[name] for name in args.section}
     return [name for names in sections.values() for name in names]
 

@@ -166,8 +166,8 @@ class LinearParams:
 @dataclass(frozen=True)
 class TransferParams:
     """Dense transfer of a pretrained backbone (App. A.3-A.7); each task's recipe is the paper's
-    (``revisit.finetune.PROTOCOLS``, ``revisit.detection``, ``revisit.propagation``,
-    ``revisit.retrieval``), and the fields below only rescale it for a profile."""
+    (``revisit.dense.finetune.PROTOCOLS``, ``revisit.dense.detection``, ``revisit.dense.propagation``,
+    ``revisit.dense.retrieval``), and the fields below only rescale it for a profile."""
 
     pretrain: str | None = None  # experiment name under params/; None = random init
     tasks: tuple[str, ...] = field(default=DENSE_TASKS[:6], metadata=_choices(*DENSE_TASKS))

@@ -1,4 +1,5 @@
-"""Dense-prediction metrics: mIoU from a dataset-level confusion matrix (App. A.3, A.7).
+"""Scores of the evaluations: VOC average precision (App. A.2, A.4), mIoU from a dataset-level confusion matrix
+(App. A.3, A.7) and DAVIS J and F (App. A.6).
 
 Scores are fractions in [0, 1]; runs store them in percent as the paper prints them.
 """
@@ -6,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.metrics import precision_recall_curve
 
 
 def _numpy(a) -> np.ndarray:
@@ -39,6 +41,52 @@ def mean_iou(confusion) -> tuple[float, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.where(union > 0, tp / union, np.nan)
     return (float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")), iou
+
+
+# VOC average precision, interpolated at VOC2007's 11 recall points or over all points (VOC2010 onwards). Two
+# functions, named by the curve they read: a classifier's scores (scikit-learn's curve, tied scores one point) or a
+# detector's ranked detections (one point per detection, summed as detectron2's voc_eval sums it). The same
+# interpolation summed in another order differs in the last bits, and each keeps the numbers its evaluation reports.
+
+INTERPOLATIONS = ("11-point", "all-point")
+ELEVEN_POINTS = np.arange(0.0, 1.1, 0.1)  # detectron2's recall points; bit for bit np.linspace(0, 1, 11)
+
+
+def _check(interpolation: str):
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"unknown AP interpolation {interpolation!r}; choose one of {INTERPOLATIONS}")
+
+
+def _eleven_point_precisions(recall: np.ndarray, precision: np.ndarray) -> list:
+    """VOC2007's interpolated precision at recall 0, 0.1, ..., 1: the best precision at that recall or a higher one,
+    0 where the curve never reaches it. ``0.30000000000000004`` decides exact-edge cases as detectron2 does."""
+    return [precision[recall >= t].max() if (recall >= t).any() else 0.0 for t in ELEVEN_POINTS]
+
+
+def classifier_ap(y_true, scores, interpolation: str) -> float:
+    """AP of one class from 0/1 labels and classifier scores (App. A.2: the logistic regression's VOC07 mAP is
+    ``"11-point"``, the VOC SVM's ``"all-point"``), on scikit-learn's precision-recall curve: one point per distinct
+    score, ending at recall 0, precision 1. 11-point: ``np.mean`` of the 11 precisions; all-point: the area under
+    the precision envelope, summed from recall 1 down."""
+    _check(interpolation)
+    precision, recall, _ = precision_recall_curve(y_true, scores)  # recall runs from 1 down to 0
+    if interpolation == "11-point":
+        return float(np.mean(_eleven_point_precisions(recall, precision)))
+    envelope = np.maximum.accumulate(precision)  # best precision at this recall or any higher one
+    return float(np.sum((recall[:-1] - recall[1:]) * envelope[:-1]))
+
+
+def detector_ap(recall: np.ndarray, precision: np.ndarray, interpolation: str) -> float:
+    """AP of one class's detections (App. A.4) from their precision and recall, one point per detection in score
+    order, as detectron2's ``voc_ap``: 11-point, the sum of the 11 precisions / 11; all-point, the area under the
+    precision envelope between sentinels at recall 0 and 1, summed from recall 0 up."""
+    _check(interpolation)
+    if interpolation == "11-point":
+        return float(sum(_eleven_point_precisions(recall, precision)) / 11)
+    mrec = np.concatenate(([0.0], recall, [1.0]))
+    mpre = np.maximum.accumulate(np.concatenate(([0.0], precision, [0.0]))[::-1])[::-1]
+    i = np.flatnonzero(mrec[1:] != mrec[:-1])
+    return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
 
 
 # DAVIS-2017 semi-supervised evaluation (App. A.6), as the official davis2017-evaluation code

@@ -1,15 +1,32 @@
-"""What every page of the book shows around its tables: which profile made its numbers, and which cells are missing.
+"""What every page of the book shows around its tables: its runs, which profile made its numbers, which cells are
+missing and where each number comes from.
 
-Each section page opens with ``banner`` and follows a table or figure with ``missing``, so the wording and the
-command that fills a missing cell are the same everywhere.
+Each section page reads its runs with ``runs`` (``params/book.yaml``), opens with ``banner`` and follows a table or
+figure with ``missing`` and ``provenance``, so the wording and the command that fills a missing cell are the same
+everywhere.
 """
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 
+from . import book
 from .config import Profile
+from .runs import plan, replicas
+
+
+def runs(page: str) -> dict[str, dict]:
+    """The runs ``page`` reads, by table or figure: ``{table: {row label: params name}}`` from ``params/book.yaml``."""
+    return book.read().tables(page)
+
+
+def pretraining(group: dict, profile: Profile) -> dict:
+    """The pretraining run behind each evaluation of ``group`` (label -> params name); rows without one (random
+    init.) are left out."""
+    return {label: run.needs.name for label, name in group.items() if (run := plan(name, profile)).needs is not None}
 
 
 def banner(profile: Profile, here: str = ""):
@@ -32,3 +49,22 @@ def missing(values, profile: Profile, *sections: str, what: str = "cells"):
         where = "".join(f" --section {s}" for s in sections)
         display(Markdown(f"**{count} {what} are missing**: their runs have not finished at profile `{profile.name}`. "
                          f"Run `revisit batch --profile {profile.name}{where}`."))
+
+
+def provenance(profile: Profile, *groups: dict):
+    """A collapsed block under a table: for each row, its params file, run id and state at ``profile`` (the
+    replicas at further seeds included), so any number on the page can be traced to its run folder."""
+    seeded = set(book.read().seeds)
+    rows = []
+    for group in groups:
+        for label, name in group.items():
+            for replica in replicas(name, profile.seeds) if name in seeded else [name]:
+                run = plan(replica, profile)
+                rows.append((f"{label} (seed {run.replica})" if run.replica else label,
+                             f"params/{name}.yaml", run.run_id, run.needs.run_id if run.needs else "-", run.status))
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+    done = sum(row[-1] == "done" for row in rows)
+    display(HTML(f'<details class="provenance"><summary>Provenance: {len(rows)} runs at profile '
+                 f'<code>{profile.name}</code>, {done} done (folders under <code>runs/{profile.name}/</code>)</summary>'
+                 '<table><tr><th>row</th><th>params</th><th>run id</th><th>pretraining run</th><th>state</th></tr>'
+                 f'{cells}</table></details>'))

@@ -123,6 +123,78 @@ def constrained_crops(images, anchors, candidates, min_overlap, axes=None):
     return axes
 
 
+def smoothed_lines(logs: dict, key: str = "loss", window: int = 5, ax=None):
+    """One line per run of a logged value against the training step (``{label: records}``), a rolling mean over
+    ``window`` log points."""
+    ax = ax or plt.subplots(figsize=(6.5, 3.6))[1]
+    for label, records in logs.items():
+        values = pd.Series([r[key] for r in records]).rolling(window, min_periods=1).mean()
+        ax.plot([r["step"] for r in records], values, label=label, lw=1.6)
+    ax.set_xlabel("training step")
+    if logs:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def iou_sweep(thresholds, scores: pd.Series, margins: pd.Series, logs: dict):
+    """Figures 2-3 (Sec. 3.3): VOC SVM mAP against the views' IoU ceiling (1.0: none) with 95% intervals, and the
+    training loss of each ceiling."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+    axes[0].errorbar(thresholds, scores.to_numpy(), yerr=margins.to_numpy(), fmt="o-", lw=2, capsize=4)
+    axes[0].set_xticks(thresholds, [f"{t:g}" if t < 1 else "none" for t in thresholds])
+    axes[0].set_xlabel("maximum IoU between the two views")
+    axes[0].set_ylabel("VOC07 SVM mAP")
+    axes[0].set_title("Figure 2: transfer versus the IoU ceiling")
+    smoothed_lines(logs, ax=axes[1])
+    axes[1].set_ylabel("InfoNCE loss")
+    axes[1].set_title("Figure 3: training loss per IoU ceiling")
+    fig.tight_layout()
+    return fig
+
+
+def sweeps(frames: dict):
+    """Table 8 (Sec. 4.3): our score with its 95% interval against each swept value, the paper's on a second axis
+    (the levels differ, the shapes compare). ``frames``: ``{name: DataFrame of columns ours, ours ±, paper}``."""
+    fig, axes = plt.subplots(1, len(frames), figsize=(5.5 * len(frames), 3.4), squeeze=False)
+    for ax, (name, frame) in zip(axes.flat, frames.items()):
+        x = np.arange(len(frame))
+        ax.errorbar(x, frame.iloc[:, 0], yerr=frame.iloc[:, 1], fmt="o-", label="ours", lw=2, capsize=4)
+        twin = ax.twinx()
+        twin.plot(x, frame.iloc[:, 2], "s--", color="0.35", label="paper")
+        twin.set_ylabel("paper mAP", color="0.35")
+        twin.grid(False)
+        ax.set_xticks(x, [f"{float(v):g}" for v in frame.index])
+        ax.set_xlabel(name)
+        ax.set_ylabel("our VOC SVM mAP")
+        ax.set_title(f"Table 8: {name} sweep (ours solid, 95% intervals; paper dashed)")
+    fig.tight_layout()
+    return fig
+
+
+def neighbour_losses(logs: dict):
+    """Sec. 4.3: the neighbour loss (Eq. 2; 0 during the warm-up) and the total loss of each kNN-MoCo run."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.4))
+    smoothed_lines(logs, "loss_nn", 3, axes[0]).set_title("neighbour loss $\\mathcal{L}_{nn}$ (0 during the warm-up)")
+    smoothed_lines(logs, "loss", 3, axes[1]).set_title("total loss")
+    if logs:
+        axes[1].get_legend().remove()
+    fig.tight_layout()
+    return fig
+
+
+def snapshot_curves(along: pd.DataFrame):
+    """Figure 5 (Sec. 4.1): each snapshot's score against the training time it took, one line per run (``along``:
+    rows of run, train_seconds, score)."""
+    fig, ax = plt.subplots(figsize=(8.5, 3.8))
+    for label, frame in along.groupby("run", sort=False):
+        ax.plot(frame["train_seconds"] / 60, frame["score"], "o-", label=label, lw=2)
+    ax.set_xlabel("training time (minutes, this machine)")
+    ax.set_ylabel("VOC07 SVM mAP")
+    ax.set_title("Figure 5: transfer versus training time")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    return fig
+
+
 def _gain(values: np.ndarray, reference: float, col: str) -> np.ndarray:
     """``values`` minus ``reference``; for an ``rmse`` column (lower is better) the reduction, so up is a gain."""
     return reference - values if col.endswith("rmse") else values - reference
@@ -192,7 +264,7 @@ def size_series(ours: pd.DataFrame, paper: pd.DataFrame, sets, factors, axes=Non
 
 def class_activation_maps(rows: dict, columns: int = 8):
     """Figures 6 / S2: each row one model's CAMs over the same images (``{label: cams.npz contents}``)."""
-    from .cams import overlay
+    from .dense.cams import overlay
 
     rows = {label: data for label, data in rows.items() if data is not None}
     if not rows:

@@ -196,6 +196,27 @@ def pretrain_metrics(experiments: dict, profile: Profile) -> pd.DataFrame:
 SIGNIFICANT = "*"  # marks a difference whose paired 95% interval excludes 0
 
 
+def sweep(experiments: dict, profile: Profile, evaluation: str, paper: dict, name: str, title: str) -> pd.DataFrame:
+    """A swept setting ``name`` (Table 8's k or lambda, page 4.3): per value (the labels of ``experiments``,
+    sorted), our score, its 95% half-width and the paper's score (NaN where the paper did not train that value), under columns
+    ``(title, "ours")``, ``(title, "ours ±")``, ``(title, "paper")``."""
+    ours = scores(experiments, profile, (evaluation,)).iloc[:, 0]
+    margin = margins(experiments, profile, (evaluation,)).iloc[:, 0]
+    frame = pd.DataFrame({(title, "ours"): ours.to_numpy(), (title, "ours ±"): margin.to_numpy(),
+                          (title, "paper"): pd.Series(paper, dtype=float).reindex(list(experiments)).to_numpy()},
+                         index=pd.Index(list(experiments), name=name))
+    return frame.sort_index()
+
+
+def gains_text(scores: pd.DataFrame, reference: str) -> str:
+    """Each row's differences to the ``reference`` row, in prose: "MoCo+CC +1.2, -0.004; ..." (rmse columns to
+    three decimals, the others to one)."""
+    gains = scores.drop(index=reference) - scores.loc[reference]
+    def signed(column, value):
+        return f"{value:+.3f}" if column.endswith("rmse") else f"{value:+.1f}"
+    return "; ".join(f"{row} " + ", ".join(signed(c, v) for c, v in values.items()) for row, values in gains.iterrows())
+
+
 def with_deltas(scores: pd.DataFrame, reference: str, digits: dict | None = None, margins: pd.DataFrame | None = None,
                 differences: pd.DataFrame | None = None) -> pd.DataFrame:
     """Cells as the paper prints them: the score, and in brackets its difference to ``reference``
@@ -284,6 +305,13 @@ def transfer_results(run) -> dict:
 
     folder = run.dir / "tasks"
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+
+
+def saved_arrays(name: str, profile: Profile, file: str) -> dict | None:
+    """The arrays a transfer run saved for a figure (``cams.npz``, ``davis_example.npz``, ...), or ``None`` before
+    the run has written them."""
+    path = plan(name, profile).dir / file
+    return dict(np.load(path)) if path.is_file() else None
 
 
 def transfer_details(experiments: dict, profile: Profile, task: str, keys: dict) -> pd.DataFrame:

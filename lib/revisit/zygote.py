@@ -29,9 +29,10 @@ from pathlib import Path
 
 SOCKET_ENV = "REVISIT_ZYGOTE"  # the socket of the batch's zygote; kernels started by its runs fork from it
 PRELOAD = ("numpy", "pandas", "torch", "torchvision", "torchvision.models.detection", "sklearn.linear_model",
-           "sklearn.svm", "sklearn.cluster", "kornia.augmentation", "revisit.train", "revisit.evaluations",
-           "revisit.transfer", "revisit.finetune", "revisit.detection", "revisit.propagation", "revisit.retrieval",
-           "revisit.cams", "revisit.data.dense_twins", "revisit.rundir", "revisit.runs",
+           "sklearn.svm", "sklearn.cluster", "kornia.augmentation", "revisit.train", "revisit.linear", "revisit.dense",
+           "revisit.dense.finetune", "revisit.dense.detection", "revisit.dense.detectron2_backend",
+           "revisit.dense.propagation", "revisit.dense.retrieval", "revisit.dense.cams", "revisit.data.dense_twins",
+           "revisit.rundir", "revisit.runs",
            "ipykernel.kernelapp")  # what the runner notebooks and the tasks they call import
 WAIT_FOR_ZYGOTE = 180.0  # seconds a client waits for the zygote's socket (the zygote is importing) before it
 # starts a kernel of its own

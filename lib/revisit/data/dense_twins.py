@@ -16,19 +16,16 @@ what its benchmark tests:
 Each image is first drawn as ``Layers`` (which object is visible where, and where each would be
 seen alone); targets are read from them. Images are ``uint8`` ``(N, S, S, 3)``; segmentation
 targets and video masks are stored as ``uint8`` arrays (``DenseSet`` / ``Video`` hand them out as
-``int64``). Everything is deterministic from ``seed``; ``cached_dense`` stores results as ``.npz``.
+``int64``). Everything is deterministic from ``seed``; ``cached_dense`` stores results as ``.npz`` (``data.cache``).
 """
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ..config import DENSE_RECIPE_VERSION
+from . import cache
 from .dense import Boxes, DenseSet, Video
 from .dense_loaders import CITYSCAPES_CLASSES, NYUD_CLASSES, VOC_SEG_CLASSES
 from .loaders import VOC_CLASSES, _check_split
@@ -574,10 +571,6 @@ def davis_videos(n_videos: int, frames: int, seed: int = 0, size: int = SIZE) ->
 
 # ----------------------------------------------------------------------------- cache
 
-def _cache_dir(cache_dir=None) -> Path:
-    return Path(cache_dir or os.environ.get("REVISIT_CACHE", Path(__file__).resolve().parents[3] / ".cache" / "twins"))
-
-
 def _pack(result) -> dict:
     """The arrays of a ``DenseSet``, a tuple of them, or a list of ``Video``, flattened for ``np.savez``."""
     if isinstance(result, DenseSet):
@@ -630,28 +623,7 @@ def _unpack(z):
 
 
 def cached_dense(fn, *args, cache_dir=None, **kwargs):
-    """``fn(*args, **kwargs)`` (a dense twin above), stored as ``.npz`` under ``cache_dir``.
-
-    The default folder is ``twins.cached``'s (``$REVISIT_CACHE`` or ``<project>/.cache/twins``); the key
-    covers the function, its arguments and both recipe versions. Files are written to a temporary name
-    and renamed, so a concurrent reader never sees half a file.
-    """
-    directory = _cache_dir(cache_dir)
-    key = hashlib.sha256(repr((fn.__name__, args, sorted(kwargs.items()), DENSE_RECIPE_VERSION,
-                               RECIPE_VERSION)).encode()).hexdigest()[:16]
-    path = directory / f"dense-{fn.__name__}-{key}.npz"
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            return _unpack(z)
-    result = fn(*args, **kwargs)
-    arrays = _pack(result)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=path.stem, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return result
+    """``fn(*args, **kwargs)`` (a dense twin above), stored in the twins' cache (``data.cache``) as
+    ``dense-<fn>-<key>.npz``, the key covering the call and both recipe versions."""
+    return cache.cached(fn, args, kwargs, stem=f"dense-{fn.__name__}", versions=(DENSE_RECIPE_VERSION, RECIPE_VERSION),
+                        pack=_pack, unpack=_unpack, cache_dir=cache_dir)

@@ -15,19 +15,18 @@ so what transfers is shape and texture, the invariances colour jitter and croppi
 pretraining twins colour varies only within the reach of that jitter (objects ``jittered_color``, scene
 backgrounds grey, ``GREY_SCENE`` untinted), so that it cannot tell images apart on its own; the targets use any hue.
 
-Every generator is deterministic from ``seed``. Images are ``uint8`` ``(N, S, S, 3)``.
+Every generator is deterministic from ``seed``; ``cached`` stores results as ``.npz`` (``data.cache``).
+Images are ``uint8`` ``(N, S, S, 3)``.
 The instance map of each image is used to *measure* objects per image (Table 1).
 """
 from __future__ import annotations
 
 import colorsys
-import hashlib
-import os
-from pathlib import Path
 
 import numpy as np
 
 from ..config import RECIPE_VERSION
+from . import cache
 from .images import ImageSet
 
 SIZE = 64  # native twin resolution; crops and linear-eval resizes go to the profile's size
@@ -365,21 +364,22 @@ def generate_target(name: str, split: str, n: int, seed: int = 0, size: int = SI
     return ImageSet(f"{name} (twin)", array=images, labels=labels, classes=[f"{name}-{c}" for c in range(k)])
 
 
+def _pack(images: ImageSet) -> dict:
+    """An in-memory ``ImageSet`` as arrays for ``np.savez`` (no labels or objects: empty arrays)."""
+    return {"name": images.name, "array": images.array,
+            "labels": images.labels if images.labels is not None else np.zeros(0),
+            "classes": np.array(images.classes, dtype=str),
+            "objects": images.objects if images.objects is not None else np.zeros(0)}
+
+
+def _unpack(z) -> ImageSet:
+    return ImageSet(str(z["name"]), array=z["array"], labels=z["labels"] if z["labels"].size else None,
+                    classes=list(z["classes"]), objects=z["objects"] if z["objects"].size else None)
+
+
 def cached(fn, *args, cache_dir=None, **kwargs) -> ImageSet:
-    """``fn(*args, **kwargs)``, stored as ``.npz`` under ``cache_dir`` (default ``$REVISIT_CACHE``)."""
-    cache_dir = Path(cache_dir or os.environ.get("REVISIT_CACHE", Path(__file__).resolve().parents[3] / ".cache" / "twins"))
-    key = hashlib.sha256(repr((fn.__name__, args, sorted(kwargs.items()), RECIPE_VERSION)).encode()).hexdigest()[:16]
-    path = cache_dir / f"{fn.__name__}-{args[0]}-{key}.npz"
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            return ImageSet(str(z["name"]), array=z["array"], labels=z["labels"] if z["labels"].size else None,
-                            classes=list(z["classes"]), objects=z["objects"] if z["objects"].size else None)
-    result = fn(*args, **kwargs)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # one per process: runs side by side may make the same twin
-    np.savez(tmp, name=result.name, array=result.array,
-             labels=result.labels if result.labels is not None else np.zeros(0),
-             classes=np.array(result.classes, dtype=str), objects=result.objects if result.objects is not None else np.zeros(0))
-    os.replace(tmp, path)
-    return result
+    """``fn(*args, **kwargs)`` (a twin above), stored in the twins' cache (``data.cache``) as
+    ``<fn>-<twin>-<key>.npz``, the key covering the call and ``RECIPE_VERSION``."""
+    return cache.cached(fn, args, kwargs, stem=f"{fn.__name__}-{args[0]}", versions=(RECIPE_VERSION,), pack=_pack,
+                        unpack=_unpack, cache_dir=cache_dir)
 

@@ -21,9 +21,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from .backbones import FeatureMap
-from .data.images import ImageSet
-from .features import extract_features, resize_square
+from ..backbones import FeatureMap
+from ..data.images import ImageSet
+from ..linear.features import extract_features, resize_square
 
 
 @dataclass
@@ -40,7 +40,7 @@ def fit_classifier(backbone, images: ImageSet, image_size: int, C: float = 1.0, 
     """Multinomial logistic regression on the frozen pooled features of ``images``.
 
     Zhou et al.'s CAM needs exactly a linear layer on globally average-pooled features, which is
-    what logistic regression fits (scikit-learn's L-BFGS, as ``revisit.linear``; no training loop
+    what logistic regression fits (scikit-learn's L-BFGS, as ``revisit.linear.logistic``; no training loop
     to tune). Features are standardised for the fit; the weight is mapped back to raw features
     (``w / scale``; the mean shift goes into the bias), so CAMs apply it to raw feature maps.
     """

@@ -16,7 +16,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from .augment import normalize
+from ..augment import normalize
 from .features import Transformed, drop_unreadable, resize_center_crop
 
 

@@ -1,5 +1,9 @@
 """Dense transfer tasks by name (Tables 3-6, 9, S1; Figures 6, S2-S4): which data, which protocol.
 
+The protocols: finetuned segmentation and depth (``finetune``, App. A.3-A.5), VOC detection (``detection``, App.
+A.4, with ``detectron2_backend``), DAVIS label propagation (``propagation``, App. A.6), segment retrieval
+(``retrieval``, App. A.7) and class activation maps (``cams``, Figure 6).
+
 ``evaluate_tasks`` runs the tasks of a ``TransferParams`` one after the other and saves each result
 as ``tasks/<task>.json`` in the run folder as soon as it is known, so an interrupted run resumes
 with the next task. The figures' raw material (CAMs, propagated masks, retrieved regions) is saved
@@ -15,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .bootstrap import Predictions, bounds
-from .config import DENSE_TASKS, TransferParams
-from .rundir import TASKS, predictions_file, save_arrays, write_json
+from ..bootstrap import Predictions, bounds
+from ..config import DENSE_TASKS, TransferParams
+from ..rundir import TASKS, predictions_file, save_arrays, write_json
 
 METRICS = {"voc_seg": "mIoU", "cityscapes_seg": "mIoU", "nyud_seg": "mIoU", "nyud_depth": "rmse", "voc_det": "AP",
            "davis": "J&F", "voc_retrieval": "mIoU (7 classes)", "cams": "top-1"}
@@ -60,7 +64,7 @@ def _input_size(p: TransferParams, paper_size: int) -> int:
 
 
 def _finetuned(task, backbone, p: TransferParams, device, progress):
-    from .data import dense_splits
+    from ..data import dense_splits
     from .finetune import PROTOCOLS, finetune_and_score, scaled
 
     train, test = dense_splits(task, p)
@@ -102,7 +106,7 @@ def detection_params(p: TransferParams):
 
 
 def _detection(backbone, p: TransferParams, device, progress):
-    from .data import dense_splits
+    from ..data import dense_splits
     from .detection import detect
 
     train, test = dense_splits("voc_det", p)
@@ -118,9 +122,9 @@ def _detection(backbone, p: TransferParams, device, progress):
 
 
 def _davis(backbone, p: TransferParams, run_dir: Path, device, progress):
-    from .backbones import FeatureMap
-    from .data import davis_videos
-    from .data.dense import read_label_png
+    from ..backbones import FeatureMap
+    from ..data import davis_videos
+    from ..data.dense import read_label_png
     from .propagation import PropagationParams, evaluate_davis
 
     videos = davis_videos(p)
@@ -130,10 +134,9 @@ def _davis(backbone, p: TransferParams, run_dir: Path, device, progress):
     r = evaluate_davis(features, videos, params, run_dir / "davis", device, progress)
     seconds = time.perf_counter() - start
     video = videos[0]  # Figure S3's material: one video, its annotation and what was propagated
+    predicted = np.stack([read_label_png(f) for f in sorted((run_dir / "davis" / video.name).glob("*.png"))])
     save_arrays(run_dir / "davis_example.npz", frames=np.stack([video.frame(t) for t in range(len(video))]),
-                        masks=np.stack([video.mask(t) for t in range(len(video))]),
-                        predicted=np.stack([read_label_png(f) for f in sorted((run_dir / "davis" / video.name).glob("*.png"))]),
-                        name=video.name)
+                masks=np.stack([video.mask(t) for t in range(len(video))]), predicted=predicted, name=video.name)
     sequences = {name: {"J_mean": 100 * float(np.mean(s.J)), "F_mean": 100 * float(np.mean(s.F))}
                  for name, s in r["sequences"].items()}
     details = {"J_mean": 100 * r["J_mean"], "F_mean": 100 * r["F_mean"], "sequences": sequences}
@@ -146,7 +149,7 @@ def _davis(backbone, p: TransferParams, run_dir: Path, device, progress):
 
 
 def _retrieval(backbone, p: TransferParams, run_dir: Path, device, progress):
-    from .data import dense_splits
+    from ..data import dense_splits
     from .retrieval import RetrievalParams, examples, feature_map, segment_retrieval
 
     train, val = dense_splits("voc_seg", p)
@@ -182,9 +185,9 @@ def _save_retrievals(path: Path, found, train, val, size=128):
 
 
 def _cams(backbone, p: TransferParams, run_dir: Path, device, progress):
+    from ..data import cam_images
+    from ..linear.features import extract_features, resize_square
     from .cams import class_activation_maps, fit_classifier
-    from .data import cam_images
-    from .features import extract_features, resize_square
 
     train, shown = cam_images(p)
     start = time.perf_counter()

@@ -1,6 +1,6 @@
 """Frozen features of a backbone and the test-time views they are taken on (App. A.2), for every evaluation that
-reads pooled features: the linear protocols (``revisit.linear``, ``linear_sgd``, ``linear_svm`` via
-``evaluations``), the CAM classifier (``cams``) and segment retrieval's view (``retrieval``)."""
+reads pooled features: the linear protocols (``logistic``, ``sgd``, ``svm``), the CAM classifier
+(``revisit.dense.cams``) and segment retrieval's view (``revisit.dense.retrieval``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from .augment import normalize
+from ..augment import normalize
 
 
 def resize_square(size: int) -> v2.Compose:

@@ -26,9 +26,9 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from .augment import IMAGENET_MEAN, IMAGENET_STD
-from .data.dense import Video
-from .metrics import davis_sequence, davis_summary
+from ..augment import IMAGENET_MEAN, IMAGENET_STD
+from ..data.dense import Video
+from ..metrics import davis_sequence, davis_summary
 
 
 

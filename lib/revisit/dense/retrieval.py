@@ -40,11 +40,11 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from tqdm import tqdm
 
-from .backbones import FeatureMap
-from .bootstrap import Predictions
-from .data.dense import DenseSet
-from .features import resize_square
-from .metrics import confusion_matrix, mean_iou
+from ..backbones import FeatureMap
+from ..bootstrap import Predictions
+from ..data.dense import DenseSet
+from ..linear.features import resize_square
+from ..metrics import confusion_matrix, mean_iou
 
 SUBSET_7 = ("aeroplane", "bottle", "bus", "car", "cat", "cow", "person")
 IGNORE = 255

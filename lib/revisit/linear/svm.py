@@ -2,7 +2,8 @@
 
 One ``LinearSVC`` per class (C = 0.5, positives weighted 2 : 1) on L2-normalised features of
 Resize(256) + CenterCrop(224) views, trained on trainval and scored on test; AP is the area
-under the interpolated precision-recall curve over all points (VOC2010 onwards), mAP the mean.
+under the interpolated precision-recall curve over all points (VOC2010 onwards, ``metrics.classifier_ap``),
+mAP the mean.
 """
 from __future__ import annotations
 
@@ -10,17 +11,11 @@ import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import precision_recall_curve
 from sklearn.preprocessing import normalize as l2_normalize
 from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
-
-def interpolated_ap(y_true, scores) -> float:
-    """Average precision with the precision envelope over all recall points, in [0, 1]."""
-    precision, recall, _ = precision_recall_curve(y_true, scores)  # recall runs from 1 down to 0
-    envelope = np.maximum.accumulate(precision)  # best precision at this recall or any higher one
-    return float(np.sum((recall[:-1] - recall[1:]) * envelope[:-1]))
+from ..metrics import classifier_ap
 
 
 def svm_map(train_features, train_labels, test_features, test_labels, C=0.5, seed=0):
@@ -32,9 +27,9 @@ def svm_map(train_features, train_labels, test_features, test_labels, C=0.5, see
         warnings.simplefilter("ignore", ConvergenceWarning)
         for c in range(train_labels.shape[1]):
             if train_labels[:, c].min() == train_labels[:, c].max():
-                raise ValueError(f"class {c} has only {'positives' if train_labels[0, c] else 'negatives'} in trainval; "
-                                 "an SVM needs both (use more train_images)")
+                only = "positives" if train_labels[0, c] else "negatives"
+                raise ValueError(f"class {c} has only {only} in trainval; an SVM needs both (use more train_images)")
             svm = LinearSVC(C=C, class_weight={1: 2, 0: 1}, random_state=seed).fit(Xtr, train_labels[:, c])
             decisions.append(svm.decision_function(Xte))
-            aps.append(100.0 * interpolated_ap(test_labels[:, c], decisions[-1]))
+            aps.append(100.0 * classifier_ap(test_labels[:, c], decisions[-1], "all-point"))
     return float(np.mean(aps)), aps, np.stack(decisions, axis=1)

@@ -1,13 +1,13 @@
-"""Linear evaluation on frozen features (paper App. A.2; protocol of Ericsson et al., 2021).
+"""Logistic regression on frozen features (paper App. A.2, Table 2; protocol of Ericsson et al., 2021).
 
-Features (``revisit.features``): the frozen backbone in eval mode (weights and BN statistics), pooled,
+Features (``revisit.linear.features``): the frozen backbone in eval mode (weights and BN statistics), pooled,
 images resized to a square (224 px at paper scale), no augmentation. Classifier: scikit-learn
 multinomial ``LogisticRegression`` (L-BFGS) on standardised features; the L2 constant is picked
 on a validation split among 45 log-spaced values (swept with warm starts), then the model is
 refit on train + val and scored on test; each fit stops after ``max_iter`` L-BFGS iterations
 (100, scikit-learn's default, as Ericsson et al.'s code). VOC2007 (multi-label): one binary
-classifier per class, 11-point interpolated AP, "difficult" counted as negative. Pets: mean
-per-class accuracy.
+classifier per class, 11-point interpolated AP (``metrics.classifier_ap``), "difficult" counted as negative.
+Pets: mean per-class accuracy.
 """
 from __future__ import annotations
 
@@ -18,11 +18,12 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_curve
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.preprocessing import StandardScaler
 
-from .bootstrap import Predictions, bounds
-from .config import LinearParams
+from ..bootstrap import Predictions, bounds
+from ..config import LinearParams
+from ..metrics import classifier_ap
 from .features import extract_features, resize_square
 
 METRICS = {"pets": "mean_per_class_acc", "voc": "mAP"}  # every other target: top-1 accuracy
@@ -34,16 +35,11 @@ def c_grid(grid: str = "paper", size: int = 45) -> np.ndarray:
     return np.sort(1.0 / np.logspace(lo, hi, size))
 
 
-def voc07_ap(y_true, scores) -> float:
-    """PASCAL VOC2007 11-point interpolated average precision of one class."""
-    precision, recall, _ = precision_recall_curve(y_true, scores)
-    return float(np.mean([precision[recall >= t].max() if (recall >= t).any() else 0.0 for t in np.linspace(0, 1, 11)]))
-
-
 def score(metric: str, y_true, decision) -> float:
     """The target's metric in percent, from labels and classifier outputs."""
     if metric == "mAP":
-        return 100.0 * float(np.mean([voc07_ap(y_true[:, c], decision[:, c]) for c in range(y_true.shape[1])]))
+        return 100.0 * float(np.mean([classifier_ap(y_true[:, c], decision[:, c], "11-point")
+                                      for c in range(y_true.shape[1])]))
     pred = decision if decision.ndim == 1 else decision.argmax(1)
     fn = balanced_accuracy_score if metric == "mean_per_class_acc" else accuracy_score
     return 100.0 * float(fn(y_true, pred))
@@ -60,7 +56,7 @@ def _sweep(Xtr, ytr, Xval, yval, Cs, max_iter, metric):
         clf.set_params(C=C)
         clf.fit(Xtr, ytr)
         out = clf.decision_function(Xval) if metric == "AP" else clf.predict(Xval)
-        curve.append(100.0 * voc07_ap(yval, out) if metric == "AP" else score(metric, yval, out))
+        curve.append(100.0 * classifier_ap(yval, out, "11-point") if metric == "AP" else score(metric, yval, out))
     return np.array(curve)
 
 

@@ -20,10 +20,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.models.segmentation.deeplabv3 import ASPP
 from tqdm.auto import tqdm
 
-from .augment import IMAGENET_MEAN, IMAGENET_STD
-from .backbones import FeatureMap
-from .bootstrap import Predictions
-from .metrics import confusion_matrix, mean_iou
+from ..augment import IMAGENET_MEAN, IMAGENET_STD
+from ..backbones import FeatureMap
+from ..bootstrap import Predictions
+from ..metrics import confusion_matrix, mean_iou
 
 IGNORE = 255
 MEAN, STD = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
@@ -82,7 +82,8 @@ def fcn_head(in_channels: int, classes: int, dilation: int, channels: int = 256)
 
 def deeplabv3_head(in_channels: int, outputs: int, channels: int = 256) -> nn.Sequential:
     """DeepLab-v3's decoder (torchvision's ASPP) with the atrous rates of output stride 16."""
-    return nn.Sequential(ASPP(in_channels, (6, 12, 18), channels), nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+    return nn.Sequential(ASPP(in_channels, (6, 12, 18), channels),
+                         nn.Conv2d(channels, channels, 3, padding=1, bias=False),
                          nn.BatchNorm2d(channels), nn.ReLU(inplace=True), nn.Conv2d(channels, outputs, 1))
 
 
