@@ -123,9 +123,9 @@ fig.tight_layout()
 # %% tags=["hide-input"]
 ious = default_view_ious(pairs=100_000, height=224, width=224, seed=0)
 plots.iou_histogram(ious)
-glue("no_overlap", 100 * np.mean(ious == 0), display=False)  # the numbers of the next paragraph
-glue("below_0.1", 100 * np.mean(ious < 0.1), display=False)
-glue("median_iou", np.median(ious), display=False)
+glue("no_overlap", float(100 * np.mean(ious == 0)), display=False)  # the numbers of the next paragraph
+glue("below_0.1", float(100 * np.mean(ious < 0.1)), display=False)
+glue("median_iou", float(np.median(ious)), display=False)
 
 # %% [markdown]
 # Of the 100,000 pairs, {glue:text}`no_overlap:.2f`% do not overlap at all (IoU = 0) and
