@@ -10,7 +10,8 @@ sns.set_theme(context="notebook", style="whitegrid")
 
 
 def loss_curves(logs: dict, ax=None):
-    """Training loss and instance accuracy per step, one line per run (``{label: records}``)."""
+    """Training loss and instance accuracy per step, one line per run (``{label: records}``).
+    Drawn on the Section 3 and Section 4.1 pages."""
     rows = [{"run": label, "step": r["step"], "epoch": r["epoch"], "loss": r["loss"], "instance acc.": r["acc"]}
             for label, records in logs.items() for r in records]
     if not rows:
@@ -31,7 +32,8 @@ def loss_curves(logs: dict, ax=None):
 
 
 def iou_histogram(ious, bins=50, ax=None):
-    """Figure 1: histogram of IoU between the two default crops, non-overlapping pairs marked."""
+    """Figure 1: histogram of IoU between the two default crops, non-overlapping pairs marked.
+    Drawn on the Section 3 page."""
     ax = ax or plt.subplots(figsize=(6.5, 3.6))[1]
     ious = np.asarray(ious)
     zero = float(np.mean(ious == 0))
@@ -43,7 +45,7 @@ def iou_histogram(ious, bins=50, ax=None):
 
 
 def class_sizes(sizes, ax=None, label=None):
-    """Figure S1: class frequencies of a long-tailed set, sorted by size."""
+    """Figure S1: class frequencies of a long-tailed set, sorted by size. Drawn on the Section 3 page."""
     ax = ax or plt.subplots(figsize=(6.5, 3.4))[1]
     sizes = np.sort(np.asarray(sizes))[::-1]
     ax.fill_between(np.arange(len(sizes)), sizes / sizes.sum(), step="mid", alpha=0.35, color="#c44e52")
@@ -56,7 +58,8 @@ def class_sizes(sizes, ax=None, label=None):
 
 
 def delta_heatmap(deltas: pd.DataFrame, title: str, ax=None):
-    """Differences against a reference row as a diverging heatmap (rows = models, columns = targets)."""
+    """Differences against a reference row as a diverging heatmap (rows = models, columns = targets).
+    Drawn on the Section 3 page."""
     ax = ax or plt.subplots(figsize=(1.0 * deltas.shape[1] + 2.5, 0.55 * deltas.shape[0] + 1.2))[1]
     values = np.abs(deltas.to_numpy(dtype=float))
     lim = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0  # all missing: an empty map
@@ -68,7 +71,8 @@ def delta_heatmap(deltas: pd.DataFrame, title: str, ax=None):
 
 def seed_strips(seeds: pd.DataFrame, bounds: pd.DataFrame | None = None, columns: int = 4):
     """Each model's score at every training seed (dots) and their mean (red bar), one panel per column of
-    ``results.seed_scores``; ``bounds`` (``results.column_ranges``) draws each column's random init. and ceiling."""
+    ``results.seed_scores``; ``bounds`` (``results.column_ranges``) draws each column's random init. and ceiling.
+    Drawn on the Section 3 and Section 4.1 pages."""
     cols = list(seeds.columns)
     rows = -(-len(cols) // columns)
     fig, axes = plt.subplots(rows, min(columns, len(cols)), figsize=(3.6 * min(columns, len(cols)), 3.2 * rows),
@@ -104,7 +108,7 @@ def constrained_crops(images, anchors, candidates, min_overlap, axes=None):
     ``images`` are ``(H, W, 3)`` uint8 arrays, ``anchors`` one box per image, ``candidates`` a list of
     boxes per image; boxes are ``(top, left, h, w)``. A candidate is valid when at least
     ``min_overlap`` of its area lies inside the anchor.
-    """
+    Drawn on the Section 4.1 page."""
     from matplotlib.patches import Rectangle
 
     from .crops import overlap_fraction
@@ -138,7 +142,7 @@ def smoothed_lines(logs: dict, key: str = "loss", window: int = 5, ax=None):
 
 def iou_sweep(thresholds, scores: pd.Series, margins: pd.Series, logs: dict):
     """Figures 2-3 (Sec. 3.3): VOC SVM mAP against the views' IoU ceiling (1.0: none) with 95% intervals, and the
-    training loss of each ceiling."""
+    training loss of each ceiling. Drawn on the Section 3 page."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
     axes[0].errorbar(thresholds, scores.to_numpy(), yerr=margins.to_numpy(), fmt="o-", lw=2, capsize=4)
     axes[0].set_xticks(thresholds, [f"{t:g}" if t < 1 else "none" for t in thresholds])
@@ -154,7 +158,8 @@ def iou_sweep(thresholds, scores: pd.Series, margins: pd.Series, logs: dict):
 
 def sweeps(frames: dict):
     """Table 8 (Sec. 4.3): our score with its 95% interval against each swept value, the paper's on a second axis
-    (the levels differ, the shapes compare). ``frames``: ``{name: DataFrame of columns ours, ours ±, paper}``."""
+    (the levels differ, the shapes compare). ``frames``: ``{name: DataFrame of columns ours, ours ±, paper}``.
+    Drawn on the Section 4.3 page."""
     fig, axes = plt.subplots(1, len(frames), figsize=(5.5 * len(frames), 3.4), squeeze=False)
     for ax, (name, frame) in zip(axes.flat, frames.items()):
         x = np.arange(len(frame))
@@ -172,7 +177,8 @@ def sweeps(frames: dict):
 
 
 def neighbour_losses(logs: dict):
-    """Sec. 4.3: the neighbour loss (Eq. 2; 0 during the warm-up) and the total loss of each kNN-MoCo run."""
+    """Sec. 4.3: the neighbour loss (Eq. 2; 0 during the warm-up) and the total loss of each kNN-MoCo run.
+    Drawn on the Section 4.3 page."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.4))
     smoothed_lines(logs, "loss_nn", 3, axes[0]).set_title("neighbour loss $\\mathcal{L}_{nn}$ (0 during the warm-up)")
     smoothed_lines(logs, "loss", 3, axes[1]).set_title("total loss")
@@ -184,7 +190,7 @@ def neighbour_losses(logs: dict):
 
 def snapshot_curves(along: pd.DataFrame):
     """Figure 5 (Sec. 4.1): each snapshot's score against the training time it took, one line per run (``along``:
-    rows of run, train_seconds, score)."""
+    rows of run, train_seconds, score). Drawn on the Section 4.1 page."""
     fig, ax = plt.subplots(figsize=(8.5, 3.8))
     for label, frame in along.groupby("run", sort=False):
         ax.plot(frame["train_seconds"] / 60, frame["score"], "o-", label=label, lw=2)
@@ -209,7 +215,7 @@ def ablation_steps(ours: pd.DataFrame, paper: pd.DataFrame, reference: str, axes
 
     Rows are the steps in order (e.g. MoCo, +MC, +CC, ...); a rising line means each addition helped
     (for an ``rmse`` column the reduction is plotted).
-    """
+    Drawn on the Section 4.1 and Section 4.4 pages."""
     cols = list(ours.columns)
     if axes is None:  # three panels a row
         rows, per_row = -(-len(cols) // 3), min(3, len(cols))
@@ -263,7 +269,8 @@ def size_series(ours: pd.DataFrame, paper: pd.DataFrame, sets, factors, axes=Non
 
 
 def class_activation_maps(rows: dict, columns: int = 8):
-    """Figures 6 / S2: each row one model's CAMs over the same images (``{label: cams.npz contents}``)."""
+    """Figures 6 / S2: each row one model's CAMs over the same images (``{label: cams.npz contents}``).
+    Drawn on the Section 4.1 page."""
     from .dense.cams import overlay
 
     rows = {label: data for label, data in rows.items() if data is not None}
@@ -291,7 +298,8 @@ def _label_colours(labels: np.ndarray, classes: int):
 
 
 def propagated_masks(example, frames: int = 6):
-    """Figure S3: a video's first-frame annotation propagated by nearest neighbours (top: truth, bottom: ours)."""
+    """Figure S3: a video's first-frame annotation propagated by nearest neighbours (top: truth, bottom: ours).
+    Drawn on the Section 4.1 page."""
     video, truth, found = example["frames"], example["masks"], example["predicted"]
     picks = np.unique(np.linspace(0, len(video) - 1, frames).round().astype(int))
     objects = int(max(truth.max(), found.max()))
@@ -309,7 +317,8 @@ def propagated_masks(example, frames: int = 6):
 
 
 def retrieved_segments(examples):
-    """Figure S4: each query region (left, outlined in white) and its nearest train regions."""
+    """Figure S4: each query region (left, outlined in white) and its nearest train regions.
+    Drawn on the Section 4.1 page."""
     queries, k = examples["queries"], examples["retrieved"].shape[1]
     classes = [str(c) for c in examples["classes"]]
     fig, axes = plt.subplots(len(queries), k + 1, figsize=(1.9 * (k + 1), 1.9 * len(queries)), squeeze=False)
@@ -333,7 +342,7 @@ def retrieved_segments(examples):
 
 def image_rows(rows: dict, columns: int = 8):
     """Twins page: a row of ``columns`` images per entry of ``rows`` (``{title: (N, H, W, 3) uint8}``), titled on the
-    left; each row's images are its first ``columns``."""
+    left; each row's images are its first ``columns``. Drawn on the Section 4.2 and twins pages."""
     fig, axes = plt.subplots(len(rows), columns, figsize=(1.35 * columns + 1.2, 1.45 * len(rows)), squeeze=False)
     for i, (title, images) in enumerate(rows.items()):
         for j in range(columns):
@@ -349,7 +358,7 @@ def image_rows(rows: dict, columns: int = 8):
 
 def dense_examples(examples: dict, columns: int = 4):
     """Twins page: each dense twin's images over their ground truth (``{title: (images, targets)}``: label maps are
-    coloured per class, depth maps shaded, boxes drawn)."""
+    coloured per class, depth maps shaded, boxes drawn). Drawn on the twins page."""
     fig, axes = plt.subplots(2 * len(examples), columns, figsize=(1.6 * columns + 1.2, 3.1 * len(examples)),
                              squeeze=False)
     for i, (title, (images, targets)) in enumerate(examples.items()):
