@@ -28,9 +28,12 @@ profile = "smoke"
 # %%
 from revisit.config import load_profile
 from revisit.data import pretrain_images
-from revisit.rundir import METRICS, write_json
+from revisit.environment import now
+from revisit.rundir import write_metrics
 from revisit.runs import plan
 from revisit.train import pretrain
+
+started = now()
 
 run = plan(experiment, load_profile(profile))
 p = run.params
@@ -44,5 +47,5 @@ summary = pretrain(p, images, run.dir)
 summary
 
 # %%
-write_json(run.dir / METRICS, {**summary, "experiment": experiment, "profile": profile,
-                                      "dataset": p.dataset, "images": len(images)})
+write_metrics(run.dir, {**summary, "experiment": experiment, "profile": profile, "dataset": p.dataset,
+                        "images": len(images)}, started)

@@ -31,9 +31,11 @@ import pandas as pd
 from revisit.backbones import evaluated_backbone
 from revisit.config import load_profile
 from revisit.dense import evaluate_tasks
-from revisit.rundir import METRICS, write_json
+from revisit.environment import now
+from revisit.rundir import write_metrics
 from revisit.runs import plan
 
+started = now()
 run = plan(experiment, load_profile(profile))
 p = run.params
 backbone, source, device = evaluated_backbone(run)
@@ -46,5 +48,5 @@ pd.DataFrame([{"task": r.task, "metric": r.metric, "value": r.value, "train/test
               for r in results.values()])
 
 # %%
-write_json(run.dir / METRICS, {"experiment": experiment, "profile": profile, "backbone": str(source),
-                                      "tasks": {t: r.to_json() for t, r in results.items()}})
+write_metrics(run.dir, {"experiment": experiment, "profile": profile, "backbone": str(source),
+                        "tasks": {t: r.to_json() for t, r in results.items()}}, started)

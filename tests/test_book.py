@@ -13,6 +13,7 @@ from nbclient import NotebookClient
 
 from conftest import params_copy, revisit
 from revisit.config import PROJECT_ROOT, load_profile
+from revisit.environment import git_state
 from revisit.runs import plan
 
 JUPYTER_BOOK = str(Path(sys.executable).with_name("jupyter-book"))
@@ -119,3 +120,5 @@ def test_the_readme_ablation_example_adds_a_row_to_table_8(smoke_runs, tmp_path,
                   if "params/linear/table8/nn_k100.yaml" in out.get("data", {}).get("text/html", "")]
     assert len(provenance) == 1 and "<details" in provenance[0]  # the new run's id and state under the table
     assert plan("linear/table8/nn_k100", load_profile("smoke")).run_id in provenance[0]
+    commit = git_state()["commit"]  # the code that ran it (None outside a git checkout)
+    assert commit is None or f"<td>{commit[:10]}" in provenance[0]

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import torch
 import yaml
 
 from conftest import env_with, params_copy, revisit
@@ -42,6 +43,8 @@ def test_batch_executes_the_book_runs_in_dependency_order(smoke_runs):
     assert len(dirs) == n
     for d in dirs:
         assert (d / "metrics.json").is_file() and (d / "params.yaml").is_file()
+        environment = json.loads((d / "metrics.json").read_text())["environment"]  # what it ran on, and when
+        assert environment["torch"] == torch.__version__ and environment["started"] <= environment["finished"]
         notebook = json.loads((d / "notebook.ipynb").read_text())
         tags = [tag for cell in notebook["cells"] for tag in cell.get("metadata", {}).get("tags", [])]
         assert "injected-parameters" in tags  # papermill executed it with this run's parameters

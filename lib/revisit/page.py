@@ -51,20 +51,29 @@ def missing(values, profile: Profile, *sections: str, what: str = "cells"):
                          f"Run `revisit batch --profile {profile.name}{where}`."))
 
 
+def _commit(run) -> str:
+    """The short commit a finished run's code came from ("+ changes" where files differed from it), else "-"."""
+    git = ((run.metrics() or {}).get("environment") or {}).get("git") or {}
+    if not git.get("commit"):
+        return "-"
+    return git["commit"][:10] + (" + changes" if git.get("dirty") else "")
+
+
 def provenance(profile: Profile, *groups: dict):
     """A collapsed block under a table: for each row, its params file, run id and state at ``profile`` (the
-    replicas at further seeds included), so any number on the page can be traced to its run folder."""
+    replicas at further seeds included) and the commit that ran it, so any number on the page can be traced to its
+    run folder and its code."""
     seeded = set(book.read().seeds)
     rows = []
     for group in groups:
         for label, name in group.items():
             for replica in replicas(name, profile.seeds) if name in seeded else [name]:
                 run = plan(replica, profile)
-                rows.append((f"{label} (seed {run.replica})" if run.replica else label,
-                             f"params/{name}.yaml", run.run_id, run.needs.run_id if run.needs else "-", run.status))
+                rows.append((f"{label} (seed {run.replica})" if run.replica else label, f"params/{name}.yaml",
+                             run.run_id, run.needs.run_id if run.needs else "-", _commit(run), run.status))
     cells = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
     done = sum(row[-1] == "done" for row in rows)
     display(HTML(f'<details class="provenance"><summary>Provenance: {len(rows)} runs at profile '
                  f'<code>{profile.name}</code>, {done} done (folders under <code>runs/{profile.name}/</code>)</summary>'
-                 '<table><tr><th>row</th><th>params</th><th>run id</th><th>pretraining run</th><th>state</th></tr>'
+                 '<table><tr><th>row</th><th>params</th><th>run id</th><th>pretraining run</th><th>commit</th><th>state</th></tr>'
                  f'{cells}</table></details>'))

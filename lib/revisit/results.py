@@ -198,8 +198,8 @@ SIGNIFICANT = "*"  # marks a difference whose paired 95% interval excludes 0
 
 def sweep(experiments: dict, profile: Profile, evaluation: str, paper: dict, name: str, title: str) -> pd.DataFrame:
     """A swept setting ``name`` (Table 8's k or lambda, page 4.3): per value (the labels of ``experiments``,
-    sorted), our score, its 95% half-width and the paper's score (NaN where the paper did not train that value), under columns
-    ``(title, "ours")``, ``(title, "ours ±")``, ``(title, "paper")``."""
+    sorted), our score, its 95% half-width and the paper's score (NaN where the paper did not train that value),
+    under columns ``(title, "ours")``, ``(title, "ours ±")``, ``(title, "paper")``."""
     ours = scores(experiments, profile, (evaluation,)).iloc[:, 0]
     margin = margins(experiments, profile, (evaluation,)).iloc[:, 0]
     frame = pd.DataFrame({(title, "ours"): ours.to_numpy(), (title, "ours ±"): margin.to_numpy(),

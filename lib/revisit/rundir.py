@@ -91,6 +91,14 @@ def write_json(path, data):
     write_text(path, dumps(data))
 
 
+def write_metrics(run_dir, summary: dict, started: str):
+    """Finish a run: its ``summary`` and the environment it ran on since ``started`` (``environment.describe``)
+    as ``metrics.json``, the file written last."""
+    from .environment import describe
+
+    write_json(Path(run_dir) / METRICS, {**summary, "environment": describe(started)})
+
+
 def save_arrays(path, **arrays):
     """``numpy.savez_compressed`` atomically (into an open file, so that numpy adds no ``.npz`` suffix)."""
     import numpy as np
