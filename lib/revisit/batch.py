@@ -7,7 +7,8 @@ folder is only ever written by that run, and by one process at a time: the execu
 the run's lock, and a second batch on the same runs folder waits for the runs it finds locked,
 then skips them once done. With ``jobs`` > 1, runs whose dependency is done execute side by side,
 each in its own process with its output in ``batch.log`` in its folder: on two cores this overlaps
-one run's single-threaded parts (kernel start, scikit-learn) with another's training. Those
+one run's single-threaded parts (kernel start, scikit-learn) with another's training. With
+``gpus_per_run``, each run gets its own slice of the host's GPUs (``devices``). Those
 children die with the batch, whatever kills it (on Linux, SIGKILL included), and every failure
 leaves ``error.txt``, signals included.
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 import jupytext
 import papermill
 
-from . import book, kernels, rundir, zygote
+from . import book, devices, kernels, rundir, zygote
 from .config import PRETRAINING, PROJECT_ROOT, Profile
 from .runs import Run, plan, prepare, replicas, runs_root
 
@@ -132,10 +133,17 @@ class Report:
         return not self.failed and not self.blocked
 
 
-def run_all(names, profile: Profile, echo=print, jobs: int = 1) -> Report:
-    """Run every experiment in ``names`` (and its dependencies) that is not done yet, ``jobs`` at a time.
+def run_all(names, profile: Profile, echo=print, jobs: int = 1, gpus_per_run: int = 0) -> Report:
+    """Run every experiment in ``names`` (and its dependencies) that is not done yet, ``jobs`` at a time; with
+    ``gpus_per_run``, each in a child process that sees only its own ``gpus_per_run`` GPUs, and never more runs at
+    once than the visible GPUs make slices.
 
-    Raises ``rundir.RunsFolderError`` before running anything if the runs folder cannot be written."""
+    Raises ``rundir.RunsFolderError`` (the runs folder cannot be written) or ``devices.DeviceError`` (too few
+    GPUs) before running anything."""
+    free = devices.slices(devices.visible(), gpus_per_run) if gpus_per_run else []
+    if gpus_per_run:
+        jobs = min(max(jobs, 1), len(free))
+        echo(f"GPUs: {len(free)} slice(s) of {gpus_per_run} ({'; '.join(free)}); {jobs} run(s) at a time")
     runs = ordered(names, profile)
     if any(run.status != "done" for run in runs):  # a read-only folder of finished runs can still be read
         rundir.check_writable(runs_root() / profile.name)
@@ -172,20 +180,23 @@ def run_all(names, profile: Profile, echo=print, jobs: int = 1) -> Report:
                 pending.remove(run)
                 if not os.environ.get(zygote.SOCKET_ENV):
                     warm.enter_context(zygote.running())
-                if jobs <= 1:
+                if jobs <= 1 and not gpus_per_run:
                     echo(f"{tag}: {action} in {run.dir}")
                     _finish(report, run, tag, time.time(), _execute_here(run), echo)
                     continue
+                gpus = free.pop(0) if gpus_per_run else None
                 try:
-                    proc = _spawn(run)
+                    proc = _spawn(run, gpus)
                 except OSError as err:  # the run folder cannot be written: this run fails, the others go on
+                    free += [gpus] if gpus else []
                     _finish(report, run, tag, time.time(), f"{type(err).__name__}: {err}", echo)
                     continue
-                echo(f"{tag}: {action} in {run.dir} (log: {rundir.BATCH_LOG})")
-                running[run.run_id] = (run, time.time(), proc)
-            for run_id, (run, start, proc) in list(running.items()):
+                echo(f"{tag}: {action} in {run.dir} (log: {rundir.BATCH_LOG})" + (f" on GPUs {gpus}" if gpus else ""))
+                running[run.run_id] = (run, time.time(), proc, gpus)
+            for run_id, (run, start, proc, gpus) in list(running.items()):
                 if proc.poll() is not None:
                     del running[run_id]
+                    free += [gpus] if gpus else []
                     _finish(report, run, tags[run_id], start, _child_error(run, proc.returncode), echo)
             if running or any(r.run_id in waiting for r in pending):
                 time.sleep(0.5)
@@ -195,7 +206,7 @@ def run_all(names, profile: Profile, echo=print, jobs: int = 1) -> Report:
     except BaseException as err:
         if running:
             echo(f"batch stopped ({describe(err)}): stopping {len(running)} runs; `revisit batch` resumes them")
-        for _, _, proc in running.values():
+        for _, _, proc, _ in running.values():
             _stop(proc)
         raise
     finally:
@@ -228,8 +239,9 @@ def _execute_here(run: Run) -> str | None:
     return None
 
 
-def _spawn(run: Run) -> subprocess.Popen:
-    """Execute one run in a child ``revisit batch`` whose output goes to the run's ``batch.log``.
+def _spawn(run: Run, gpus: str | None = None) -> subprocess.Popen:
+    """Execute one run in a child ``revisit batch`` whose output goes to the run's ``batch.log`` and which sees
+    only the GPUs ``gpus`` (a ``CUDA_VISIBLE_DEVICES`` value; None: those of this process).
 
     The child has its own process group (``_stop`` ends it with its kernel) and dies with this process."""
     run.dir.mkdir(parents=True, exist_ok=True)
@@ -237,6 +249,7 @@ def _spawn(run: Run) -> subprocess.Popen:
     with open(run.dir / rundir.BATCH_LOG, "a") as log:  # the child keeps its own copy of the descriptor
         return subprocess.Popen([sys.executable, "-m", "revisit.cli", "batch", "--profile", run.profile.name,
                                  run.name], stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
+                                env={**os.environ, devices.VISIBLE: gpus} if gpus else None,
                                 start_new_session=True, preexec_fn=lambda: zygote.die_with_parent(parent))
 
 

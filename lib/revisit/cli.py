@@ -14,6 +14,7 @@ import sys
 from . import rundir
 from .batch import Terminated, book_experiments, ordered, run_all, stop_on_signals
 from .config import ParamsError, list_experiments, load_profile
+from .devices import DeviceError
 
 DEFAULT_PROFILE = os.environ.get("REVISIT_PROFILE", "cpu")
 
@@ -39,6 +40,9 @@ def main(argv=None) -> int:
         cmd.add_argument("--profile", default=DEFAULT_PROFILE, help="smoke, cpu or paper (default: %(default)s)")
         if name == "batch":
             cmd.add_argument("--jobs", type=int, default=1, help="runs side by side (default: %(default)s)")
+            cmd.add_argument("--gpus-per-run", type=int, default=0, metavar="G",
+                             help="give each run its own G of the visible GPUs (CUDA_VISIBLE_DEVICES or nvidia-smi), "
+                             "at most as many runs at once as there are such slices (default: no assignment)")
         cmd.add_argument("--section", action="append", help="only this page's runs (repeatable; see params/book.yaml)")
         cmd.add_argument("experiments", nargs="*", help="experiment names under params/, a replica as "
                          "name@seed<n> (default: the book's)")
@@ -58,8 +62,8 @@ def main(argv=None) -> int:
                 print(f"{status:8s} {run.name:40s} {run.dir}{note}")
             return 0
         stop_on_signals()
-        report = run_all(_names(args, profile), profile, jobs=args.jobs)
-    except (ParamsError, rundir.RunsFolderError) as err:
+        report = run_all(_names(args, profile), profile, jobs=args.jobs, gpus_per_run=args.gpus_per_run)
+    except (ParamsError, rundir.RunsFolderError, DeviceError) as err:
         print(f"revisit: {err.strerror if isinstance(err, OSError) else err}", file=sys.stderr)
         return 2
     except Terminated as err:

@@ -3,6 +3,7 @@ and the run's start and end, so that a number can be traced to the software and 
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import socket
 import subprocess
@@ -43,5 +44,5 @@ def describe(started: str) -> dict:
                else [f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"])
     return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
             "cuda": torch.version.cuda if cuda else None, "cudnn": torch.backends.cudnn.version() if cuda else None,
-            "devices": devices, "host": socket.gethostname(), "git": git_state(),
-            "started": started, "finished": now()}
+            "devices": devices, "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "host": socket.gethostname(), "git": git_state(), "started": started, "finished": now()}
