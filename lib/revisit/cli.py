@@ -1,8 +1,9 @@
-"""Command line: ``revisit batch``, ``revisit status``, ``revisit list``.
+"""Command line: ``revisit batch``, ``revisit status``, ``revisit check``, ``revisit list``.
 
 ``revisit batch --profile cpu`` runs every run the book needs (``params/book.yaml``) that is not
 done yet; ``--section section4_1_multicrop`` limits it to one page's runs; ``revisit status`` shows where
-each stands (a failed run with the first line of its ``error.txt``). Exit status 1 when a run
+each stands (a failed run with the first line of its ``error.txt``); ``revisit check --profile paper`` trains
+each kind of pretraining for a few steps and projects the book's hours (``revisit.dryrun``). Exit status 1 when a run
 failed, 2 for a params or runs-folder problem (nothing run), 128 + n when stopped by signal n.
 """
 from __future__ import annotations
@@ -46,6 +47,11 @@ def main(argv=None) -> int:
         cmd.add_argument("--section", action="append", help="only this page's runs (repeatable; see params/book.yaml)")
         cmd.add_argument("experiments", nargs="*", help="experiment names under params/, a replica as "
                          "name@seed<n> (default: the book's)")
+    check = sub.add_parser("check", help="dry run: time each kind of pretraining and project the book's hours")
+    check.add_argument("--profile", default=DEFAULT_PROFILE, help="the profile to project (default: %(default)s)")
+    check.add_argument("--batch", type=int, help="batch to measure at (default: the profile's on a GPU, halved "
+                       "until it fits; 4 on a CPU)")
+    check.add_argument("--steps", type=int, default=3, help="steps per kind (default: %(default)s)")
     sub.add_parser("list", help="list every experiment under params/")
     args = parser.parse_args(argv)
     try:
@@ -53,6 +59,12 @@ def main(argv=None) -> int:
             print("\n".join(list_experiments()))
             return 0
         profile = load_profile(args.profile)
+        if args.command == "check":
+            from .dryrun import dry_run, report
+
+            table = dry_run(profile, batch=args.batch, steps=args.steps)
+            print(report(table, table.attrs["device"]))
+            return 0
         if args.command == "status":
             for run in ordered(_names(args, profile), profile):
                 holder = rundir.holder(run.dir)
