@@ -20,7 +20,8 @@ def test_the_paper_profiles_dry_run_measures_every_kind_and_projects_each_run():
     assert moco["steps"] == 400 * (118_000 // 256) == 184_000
     assert moco["hours"] == moco["steps"] * moco["s/step"] / 3600
     assert moco["kind"] == "MoCo resnet50 224 px, standard"
-    assert kind(plan("pretrain/coco200/mc_cc_mlow_nn", profile)) == "MoCo resnet50 160 px + 4 x 96 px, CC, standard, kNN"
+    nn = plan("pretrain/coco200/mc_cc_mlow_nn", profile)
+    assert kind(nn) == "MoCo resnet50 160 px + 4 x 96 px, CC, standard, kNN"
     text = report(table, "cpu")
     assert "hours on this CPU" in text and text.splitlines()[-1].startswith("pretraining, all runs")
     assert f"{table['hours'].sum():,.0f}" in text.splitlines()[-1]
