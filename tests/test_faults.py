@@ -90,6 +90,25 @@ def test_a_killed_batch_leaves_no_process_and_its_rerun_equals_an_uninterrupted_
     assert not list(tmp_path.rglob("error.txt")) and not list(tmp_path.rglob("*.tmp"))
 
 
+def test_a_preempted_cluster_job_is_requeued_and_its_run_resumes_as_if_uninterrupted(longer, tmp_path):
+    """Slurm's preemption signal (USR2, as submitit's local executor sends it) reaches a job mid-training: submitit
+    requeues it, and the run resumes from its checkpoint to the numbers of an uninterrupted run."""
+    params, env, straight = longer
+    env = {**env, "REVISIT_RUNS": str(tmp_path)}
+    batch = start_batch(env, "--executor", "local", PRETRAIN)
+    wait_for_training(tmp_path, runs=1)
+    task, = [p for p in psutil.Process(batch.pid).children(recursive=True)
+             if "submitit.core._submit" in " ".join(p.cmdline())]
+    task.send_signal(signal.SIGUSR2)
+    out = batch.communicate(timeout=600)[0]
+    assert batch.returncode == 0 and "1 of 1 runs done" in out, out
+    logs = "".join(path.read_text() for path in (tmp_path / "longer" / "submitit").rglob("*_log.*"))
+    assert "Requeued job" in logs, logs[-3000:]  # the job was requeued, not restarted from scratch by us
+    a, b = final(straight, PRETRAIN), final(tmp_path / "longer", PRETRAIN)
+    assert (a["final_loss"], a["final_acc"], a["steps"]) == (b["final_loss"], b["final_acc"], b["steps"])
+    assert len(list((tmp_path / "longer").glob("*/notebook.attempt-*.ipynb"))) == 1  # the first attempt's notebook
+
+
 def test_two_batches_at_once_execute_each_run_once(longer, tmp_path):
     params, env, straight = longer
     env = {**env, "REVISIT_RUNS": str(tmp_path)}

@@ -9,6 +9,7 @@ failed, 2 for a params or runs-folder problem (nothing run), 128 + n when stoppe
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -33,6 +34,25 @@ def _names(args, profile) -> list[str]:
     return [name for names in sections.values() for name in names]
 
 
+def _submit(args, profile) -> int:
+    """``revisit batch --executor slurm|local``: one job per run; the local executor's jobs are waited for."""
+    from . import cluster
+    from .runs import runs_root
+
+    runs = ordered(_names(args, profile), profile)
+    ex = cluster.executor(args.executor, runs_root() / profile.name / "submitit", partition=args.partition,
+                          gpus_per_node=args.gpus_per_node, minutes=args.time, account=args.account,
+                          cpus_per_task=args.cpus_per_task)
+    jobs = cluster.submit(runs, profile, ex)
+    if args.executor == "slurm":
+        print(f"\n{len(jobs)} job(s) submitted; `revisit status --profile {profile.name}` shows each run")
+        return 0
+    cluster.wait(jobs)
+    left = [run.name for run in runs if run.status != "done"]
+    print(f"\n{len(runs) - len(left)} of {len(runs)} runs done" + (f"; not done: {left}" if left else ""))
+    return 1 if left else 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="revisit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,6 +64,16 @@ def main(argv=None) -> int:
             cmd.add_argument("--gpus-per-run", type=int, default=0, metavar="G",
                              help="give each run its own G of the visible GPUs (CUDA_VISIBLE_DEVICES or nvidia-smi), "
                              "at most as many runs at once as there are such slices (default: no assignment)")
+            cmd.add_argument("--executor", choices=("here", "slurm", "local"), default="here",
+                             help="here: run on this machine; slurm: one Slurm job per run through submitit, "
+                             "in the run graph's order; local: the same jobs as local processes (default: here)")
+            cluster = cmd.add_argument_group("Slurm jobs (--executor slurm)")
+            cluster.add_argument("--partition")
+            cluster.add_argument("--account")
+            cluster.add_argument("--gpus-per-node", type=int, default=1, help="GPUs per job (default: %(default)s)")
+            cluster.add_argument("--cpus-per-task", type=int, default=10, help="cores per job (default: %(default)s)")
+            cluster.add_argument("--time", type=int, default=4320, metavar="MINUTES", help="time limit of one "
+                                 "attempt; a run past it is requeued and resumes (default: %(default)s)")
         cmd.add_argument("--section", action="append", help="only this page's runs (repeatable; see params/book.yaml)")
         cmd.add_argument("experiments", nargs="*", help="experiment names under params/, a replica as "
                          "name@seed<n> (default: the book's)")
@@ -71,8 +101,13 @@ def main(argv=None) -> int:
                 status = "running" if holder else run.status
                 note = f"  [{holder}]" if holder else (
                     f"  [{rundir.error_summary(run.dir)}]" if status == "failed" else "")
+                job = run.dir / rundir.JOB
+                if status != "done" and job.is_file():
+                    note += f"  [job {json.loads(job.read_text())['job_id']}]"
                 print(f"{status:8s} {run.name:40s} {run.dir}{note}")
             return 0
+        if args.executor != "here":
+            return _submit(args, profile)
         stop_on_signals()
         report = run_all(_names(args, profile), profile, jobs=args.jobs, gpus_per_run=args.gpus_per_run)
     except (ParamsError, rundir.RunsFolderError, DeviceError) as err:
