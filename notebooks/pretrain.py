@@ -28,10 +28,10 @@ profile = "smoke"
 # %%
 from revisit.config import load_profile
 from revisit.data import pretrain_images
+from revisit.distributed import pretrain_run, processes
 from revisit.environment import now
 from revisit.rundir import write_metrics
 from revisit.runs import plan
-from revisit.train import pretrain
 
 started = now()
 
@@ -43,9 +43,9 @@ p
 # %%
 images = pretrain_images(p, run.dir)
 print(f"{len(images)} images from {images.name}")
-summary = pretrain(p, images, run.dir)
+summary = pretrain_run(run, images)  # one process per visible GPU (DDP), or this one
 summary
 
 # %%
 write_metrics(run.dir, {**summary, "experiment": experiment, "profile": profile, "dataset": p.dataset,
-                        "images": len(images)}, started)
+                        "images": len(images), "processes": processes()}, started)

@@ -6,6 +6,7 @@ import pytest
 from conftest import env_with, revisit
 from revisit import batch, zygote
 from revisit.config import load_profile
+from revisit.runs import plan
 from revisit.devices import DeviceError, slices, visible
 
 
@@ -83,3 +84,38 @@ def test_a_run_sees_only_its_gpus_and_records_them(tmp_path):
     assert sorted(recorded) == ["7", "9"]  # both start at once (no dependencies), each on its own device
     refused = revisit("batch", "--profile", "smoke", "--gpus-per-run", "3", env=env)
     assert refused.returncode == 2 and "--gpus-per-run 3 needs 3 GPU(s), but 2 are visible" in refused.stderr
+
+
+def test_processes_per_run_come_from_the_environment_or_the_visible_gpus(monkeypatch):
+    import torch
+
+    from revisit.distributed import processes
+
+    monkeypatch.delenv("REVISIT_PROCESSES", raising=False)
+    assert processes() == max(torch.cuda.device_count(), 1)
+    monkeypatch.setenv("REVISIT_PROCESSES", "2")
+    assert processes() == 2
+    for bad in ("0", "two"):
+        monkeypatch.setenv("REVISIT_PROCESSES", bad)
+        with pytest.raises(ValueError, match="REVISIT_PROCESSES"):
+            processes()
+
+
+def test_a_pretraining_run_trains_on_two_ddp_processes_through_the_batch_runner(tmp_path):
+    """Two gloo processes (as two GPUs would run NCCL ones): the batch split between them, one queue, one log,
+    the run folder written once, and an evaluation of the backbone they trained."""
+    import torch
+
+    env = env_with(REVISIT_RUNS=tmp_path, REVISIT_PROCESSES=2)
+    done = revisit("batch", "--profile", "smoke", "linear/table2_coco", env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    trained, = tmp_path.glob("smoke/pretrain__moco_coco_400ep--*")
+    summary = json.loads((trained / "metrics.json").read_text())
+    p = plan("pretrain/moco_coco_400ep", load_profile("smoke")).params
+    steps = p.epochs * (summary["images"] // p.batch_size)  # global steps: as on one process
+    assert summary["processes"] == 2 and summary["steps"] == steps
+    assert [json.loads(line)["step"] for line in (trained / "metrics.jsonl").read_text().splitlines()] == list(
+        range(1, steps + 1))  # one log, written by rank 0 only
+    state = torch.load(trained / "checkpoint.pt", weights_only=False)
+    assert int(state["model"]["queue_ptr"]) == steps * p.batch_size % p.queue_size  # both ranks' keys enqueued
+    assert next(tmp_path.glob("smoke/linear__table2_coco--*/metrics.json")).is_file()
