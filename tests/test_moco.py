@@ -195,3 +195,34 @@ def test_nn_loss_switches_on_with_its_weight_and_enqueue_first_sees_the_batch():
     first = small_moco(nn_k=1)
     first(x, x, nn_weight=0.4, enqueue_first=True)
     assert int(first.queue_ptr) == 8
+
+
+def _shuffle_worker(rank, world, rdv, out):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{rdv}", rank=rank, world_size=world)
+    try:
+        model = small_moco(bn_groups=1).eval()  # BN from running statistics: a key depends on its image alone
+        encoded = []
+        model.encoder_k[0].register_forward_hook(lambda module, inputs, output: encoded.append(inputs[0].clone()))
+        anchors = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(10 + rank))
+        torch.manual_seed(rank)  # the ranks draw different permutations: rank 0's must win
+        torch.save({"anchors": anchors, "keys": model.key_features(anchors), "encoded": encoded[0]}, out / f"{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_shuffle_bn_across_processes_mixes_the_ranks_and_returns_each_key_to_its_anchor(tmp_path):
+    """MoCo's shuffle-BN under DDP (2 gloo processes): each process encodes a shuffled half of all the keys, and
+    gets back the keys of its own anchors, equal to encoding them unshuffled."""
+    torch.multiprocessing.spawn(_shuffle_worker, args=(2, tmp_path / "rdv", tmp_path), nprocs=2)
+    ranks = [torch.load(tmp_path / f"{rank}.pt") for rank in range(2)]
+    reference = small_moco(bn_groups=1).eval()
+    for rank in ranks:
+        with torch.no_grad():
+            assert torch.allclose(rank["keys"], reference.encoder_k[0](rank["anchors"]), atol=1e-6)
+    every = torch.cat([rank["anchors"] for rank in ranks])
+    encoded = torch.cat([rank["encoded"] for rank in ranks])
+    owner = [int(torch.nonzero((every == image).flatten(1).all(1))[0]) // 4 for image in encoded]
+    assert sorted(owner) == [0, 0, 0, 0, 1, 1, 1, 1]  # every key encoded once, by one process
+    assert owner[:4] != [0] * 4  # process 0 encoded keys of process 1: the BN batches mix the ranks

@@ -144,9 +144,20 @@ class MoCo(nn.Module):
 
     @torch.no_grad()
     def key_features(self, anchors):
-        """Backbone features of the anchors under the key encoder, shuffled across BN groups then unshuffled."""
-        perm = torch.randperm(anchors.shape[0], device=anchors.device)
-        return self._grouped(self.encoder_k[0], anchors[perm])[torch.argsort(perm)]
+        """Backbone features of the anchors under the key encoder, shuffled across BN groups then unshuffled; under
+        DDP shuffled across all processes first, as MoCo's shuffle-BN: each process encodes keys of every process,
+        so no BN batch holds a query's key alongside the query (the keys come back to their own process)."""
+        batch = gather(anchors)  # every process's anchors, in rank order (this process's alone without DDP)
+        perm = torch.randperm(batch.shape[0], device=anchors.device)
+        distributed = batch.shape[0] > anchors.shape[0]
+        if distributed:
+            dist.broadcast(perm, 0)  # one permutation for all processes
+        rank = dist.get_rank() if distributed else 0
+        mine = perm.view(-1, anchors.shape[0])[rank]  # the shuffled keys this process encodes
+        encoded = gather(self._grouped(self.encoder_k[0], batch[mine]))  # encoded[i] is the key of batch[perm[i]]
+        keys = torch.empty_like(encoded)
+        keys[perm] = encoded
+        return keys.view(-1, anchors.shape[0], *keys.shape[1:])[rank]
 
     def forward(self, anchor, positive, small=None, nn_weight=0.0, enqueue_first=False):
         """Losses of one batch: ``anchor``, ``positive`` ``(B, 3, H, W)``, ``small`` ``(B, N, 3, h, w)`` or None.

@@ -48,15 +48,17 @@ class NonFiniteError(FloatingPointError):
     """Training produced a NaN or infinite loss or gradient; the run stops and its checkpoints stay as they were."""
 
 
-def build_model(p: PretrainParams, images=None) -> MoCo | Supervised:
-    """The model a params set describes: MoCo-v2, or for ``SupervisedParams`` the classifier on ``images``' labels."""
+def build_model(p: PretrainParams, images=None, processes: int = 1) -> MoCo | Supervised:
+    """The model a params set describes: MoCo-v2, or for ``SupervisedParams`` the classifier on ``images``' labels.
+    On ``processes`` DDP processes each splits its share of the batch into ``bn_groups / processes`` BN groups, so a
+    BN batch stays ``batch_size / bn_groups`` as on one device."""
     backbone = build_backbone(p.arch, p.width)
     if isinstance(p, SupervisedParams):
         if images is None or images.labels is None:
             raise ValueError(f"{getattr(images, 'name', p.dataset)} has no labels: a supervised ceiling cannot train on it")
         return Supervised(backbone, images.labels)
     return MoCo(backbone, dim=p.dim, queue_size=p.queue_size, momentum=p.momentum, temperature=p.temperature,
-                bn_groups=p.bn_groups, nn_k=p.nn_k if p.nn_lambda else 0, nn_features=p.nn_features, head_bn=p.head_bn)
+                bn_groups=max(p.bn_groups // processes, 1), nn_k=p.nn_k if p.nn_lambda else 0, nn_features=p.nn_features, head_bn=p.head_bn)
 
 
 def build_views(p: PretrainParams) -> Views:
@@ -159,7 +161,7 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         torch.cuda.set_device(device)
     torch.manual_seed(p.seed)
-    model = channels_last(build_model(p, images).to(device))
+    model = channels_last(build_model(p, images, world).to(device))
     trained = [q for q in model.parameters() if q.requires_grad]  # MoCo: the query encoder (keys follow by EMA)
     optimizer = torch.optim.SGD(trained, lr=cosine_lr(p, 0), momentum=p.sgd_momentum, weight_decay=p.weight_decay)
     low = autocast_dtype(p.precision, device)
