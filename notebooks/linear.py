@@ -30,13 +30,13 @@ import torch
 
 from revisit.backbones import build_backbone, evaluated_backbone
 from revisit.config import load_profile
-from revisit.environment import now
+from revisit.environment import begin
 from revisit.linear import evaluate
 from revisit.rundir import predictions_file, write_metrics
 from revisit.runs import plan
 from revisit.train import snapshots
 
-started = now()
+begun = begin()
 run = plan(experiment, load_profile(profile))
 p = run.params
 backbone, source, device = evaluated_backbone(run)
@@ -74,4 +74,4 @@ pd.DataFrame(along)
 # %%
 write_metrics(run.dir, {"experiment": experiment, "profile": profile, "backbone": str(source),
                         "targets": {t: r.record() for t, r in results.items()}, "snapshots": along,
-                        "skipped_images": sum(r.skipped_images for r in results.values())}, started)
+                        "skipped_images": sum(r.skipped_images for r in results.values())}, begun)

@@ -29,11 +29,11 @@ profile = "smoke"
 from revisit.config import load_profile
 from revisit.data import pretrain_images
 from revisit.distributed import pretrain_run, processes
-from revisit.environment import now
+from revisit.environment import begin
 from revisit.rundir import write_metrics
 from revisit.runs import plan
 
-started = now()
+begun = begin()
 
 run = plan(experiment, load_profile(profile))
 p = run.params
@@ -48,4 +48,4 @@ summary
 
 # %%
 write_metrics(run.dir, {**summary, "experiment": experiment, "profile": profile, "dataset": p.dataset,
-                        "images": len(images), "processes": processes()}, started)
+                        "images": len(images), "processes": processes()}, begun)

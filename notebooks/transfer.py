@@ -31,11 +31,11 @@ import pandas as pd
 from revisit.backbones import evaluated_backbone
 from revisit.config import load_profile
 from revisit.dense import evaluate_tasks
-from revisit.environment import now
+from revisit.environment import begin
 from revisit.rundir import write_metrics
 from revisit.runs import plan
 
-started = now()
+begun = begin()
 run = plan(experiment, load_profile(profile))
 p = run.params
 backbone, source, device = evaluated_backbone(run)
@@ -49,4 +49,4 @@ pd.DataFrame([{"task": r.task, "metric": r.metric, "value": r.value, "train/test
 
 # %%
 write_metrics(run.dir, {"experiment": experiment, "profile": profile, "backbone": str(source),
-                        "tasks": {t: r.to_json() for t, r in results.items()}}, started)
+                        "tasks": {t: r.to_json() for t, r in results.items()}}, begun)

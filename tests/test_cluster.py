@@ -71,3 +71,19 @@ def test_a_run_job_is_checkpointable_and_resubmits_itself():
     job = RunJob("linear/table2_random_init", "smoke", {})
     assert isinstance(job, submitit.helpers.Checkpointable)  # requeued after a preemption or its time limit
     assert job.checkpoint().function is job  # the same run again: it resumes from its last checkpoint
+
+
+def test_a_run_waits_for_a_pretraining_job_of_an_earlier_submission_and_unknown_jobs_are_not_resubmitted(tmp_path):
+    bin_ = tmp_path / "bin"
+    fake_slurm(bin_)
+    env = env_with(REVISIT_RUNS=tmp_path / "runs", PATH=f"{bin_}:{os.environ['PATH']}")
+    first = revisit("batch", "--executor", "slurm", "--profile", "smoke", "pretrain/moco_coco_400ep", env=env)
+    assert "submitted as job 41" in first.stdout, first.stdout + first.stderr
+    then = revisit("batch", "--executor", "slurm", "--profile", "smoke", "linear/table2_coco", env=env)
+    assert "linear/table2_coco @ smoke: submitted as job 42 (after job 41)" in then.stdout  # 41 is still running
+    assert "#SBATCH --dependency=afterok:41" in (bin_ / "42.sbatch").read_text()
+    (bin_ / "sacct").write_text("#!/bin/sh\nexit 1\n")  # no accounting: the jobs' states are unknown
+    again = revisit("batch", "--executor", "slurm", "--profile", "smoke", "linear/table2_coco", env=env)
+    assert again.stdout.count("still queued or running, skipped") == 2 and "submitted as" not in again.stdout
+    mixed = revisit("batch", "--executor", "slurm", "--jobs", "2", "--profile", "smoke", env=env)
+    assert mixed.returncode == 2 and "use --gpus-per-node" in mixed.stderr

@@ -79,9 +79,10 @@ def test_a_run_sees_only_its_gpus_and_records_them(tmp_path):
     done = revisit("batch", "--profile", "smoke", "--jobs", "2", "--gpus-per-run", "1", "linear/table2_random_init",
                    "linear/table4/random_init", env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    recorded = [json.loads(path.read_text())["environment"]["visible_devices"]
-                for path in tmp_path.glob("smoke/*/metrics.json")]
-    assert sorted(recorded) == ["7", "9"]  # both start at once (no dependencies), each on its own device
+    environments = [json.loads(path.read_text())["environment"] for path in tmp_path.glob("smoke/*/metrics.json")]
+    assert sorted(env["visible_devices"] for env in environments) == ["7", "9"]  # each run on its own device
+    first, second = environments
+    assert first["started"] <= second["finished"] and second["started"] <= first["finished"]  # side by side
     refused = revisit("batch", "--profile", "smoke", "--gpus-per-run", "3", env=env)
     assert refused.returncode == 2 and "--gpus-per-run 3 needs 3 GPU(s), but 2 are visible" in refused.stderr
 

@@ -3,7 +3,7 @@ import subprocess
 
 import torch
 
-from revisit.environment import describe, git_state, now
+from revisit.environment import begin, describe, git_state
 
 
 def git(repo, *args):
@@ -27,10 +27,10 @@ def test_git_state_names_the_commit_and_whether_tracked_files_changed(tmp_path):
 
 
 def test_describe_records_the_libraries_devices_and_times():
-    started = now()
-    env = describe(started)
+    begun = begin()
+    env = describe(begun)
     assert env["torch"] == torch.__version__ and env["python"].count(".") == 2
     assert len(env["devices"]) >= 1 and env["host"]
     assert env["cuda"] is None if not torch.cuda.is_available() else env["cuda"] == torch.version.cuda
-    assert env["started"] == started <= env["finished"]  # ISO 8601 in UTC sorts as time
-    assert set(env["git"]) == {"commit", "dirty"}
+    assert env["started"] == begun["started"] <= env["finished"]  # ISO 8601 in UTC sorts as time
+    assert env["git"] == begun["git"] and set(env["git"]) == {"commit", "dirty"}  # the code as the run started

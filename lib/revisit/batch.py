@@ -249,7 +249,7 @@ def _spawn(run: Run, gpus: str | None = None) -> subprocess.Popen:
     with open(run.dir / rundir.BATCH_LOG, "a") as log:  # the child keeps its own copy of the descriptor
         return subprocess.Popen([sys.executable, "-m", "revisit.cli", "batch", "--profile", run.profile.name,
                                  run.name], stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-                                env={**os.environ, devices.VISIBLE: gpus} if gpus else None,
+                                env={**os.environ, **devices.only(gpus)} if gpus else None,
                                 start_new_session=True, preexec_fn=lambda: zygote.die_with_parent(parent))
 
 

@@ -39,14 +39,18 @@ def _submit(args, profile) -> int:
     from . import cluster
     from .runs import runs_root
 
+    if args.gpus_per_run or args.jobs != 1:
+        raise ParamsError("--jobs and --gpus-per-run share this machine's GPUs; with --executor each run is a job "
+                          "of its own: use --gpus-per-node")
     runs = ordered(_names(args, profile), profile)
     ex = cluster.executor(args.executor, runs_root() / profile.name / "submitit", partition=args.partition,
                           gpus_per_node=args.gpus_per_node, minutes=args.time, account=args.account,
-                          cpus_per_task=args.cpus_per_task)
-    jobs = cluster.submit(runs, profile, ex)
+                          cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb)
+    jobs, refused = cluster.submit(runs, profile, ex)
     if args.executor == "slurm":
-        print(f"\n{len(jobs)} job(s) submitted; `revisit status --profile {profile.name}` shows each run")
-        return 0
+        print(f"\n{len(jobs)} job(s) submitted, {len(refused)} run(s) not submitted; "
+              f"`revisit status --profile {profile.name}` shows each run")
+        return 1 if refused else 0
     cluster.wait(jobs)
     left = [run.name for run in runs if run.status != "done"]
     print(f"\n{len(runs) - len(left)} of {len(runs)} runs done" + (f"; not done: {left}" if left else ""))
@@ -72,7 +76,8 @@ def main(argv=None) -> int:
             cluster.add_argument("--account")
             cluster.add_argument("--gpus-per-node", type=int, default=1, help="GPUs per job (default: %(default)s)")
             cluster.add_argument("--cpus-per-task", type=int, default=10, help="cores per job (default: %(default)s)")
-            cluster.add_argument("--time", type=int, default=4320, metavar="MINUTES", help="time limit of one "
+            cluster.add_argument("--mem-gb", type=float, help="memory per job (default: the partition's)")
+            cluster.add_argument("--time", type=int, default=1440, metavar="MINUTES", help="time limit of one "
                                  "attempt; a run past it is requeued and resumes (default: %(default)s)")
         cmd.add_argument("--section", action="append", help="only this page's runs (repeatable; see params/book.yaml)")
         cmd.add_argument("experiments", nargs="*", help="experiment names under params/, a replica as "

@@ -6,7 +6,9 @@ executes its run as ``revisit batch`` would (``batch.execute``: the run's lock, 
 preempts it or its time limit nears, submitit requeues it (``RunJob`` is checkpointable) and the run resumes from
 its last checkpoint. The job's id is kept in the run folder (``job.json``), so a second submission skips runs whose
 job is still queued or running. ``--executor local`` runs the same jobs as processes of this machine (submitit's
-local executor, which has no dependencies: a run is submitted once its pretraining job has finished).
+local executor, which has no dependencies: a run is submitted once its pretraining job has finished; it starts
+every job at once on the same devices, so it is for trying the job path on one machine, where ``revisit batch
+--jobs N --gpus-per-run G`` is the way to share GPUs).
 """
 from __future__ import annotations
 
@@ -22,7 +24,10 @@ from .runs import Run, plan, runs_root
 
 EXECUTORS = ("slurm", "local")
 PASSED = ("REVISIT_RUNS", "REVISIT_PARAMS", "REVISIT_CACHE", "DATA_ROOT")  # what a job must see as the submitter did
-ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED"}
+ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "PREEMPTED", "CONFIGURING", "COMPLETING",
+          "RESIZING", "SUSPENDED", "STOPPED",
+          "UNKNOWN"}  # sacct did not answer (no accounting?): the job may still be queued, so never submit twice
+MAX_REQUEUES = 30  # time limits a run may reach and resume after: a paper run spans several attempts
 
 
 class RunJob(submitit.helpers.Checkpointable):
@@ -41,15 +46,19 @@ class RunJob(submitit.helpers.Checkpointable):
         return run.run_id
 
 
-def executor(kind: str, folder: Path, partition: str | None = None, gpus_per_node: int = 1, minutes: int = 4320,
-             account: str | None = None, cpus_per_task: int = 10) -> submitit.Executor:
+def executor(kind: str, folder: Path, partition: str | None = None, gpus_per_node: int = 1, minutes: int = 1440,
+             account: str | None = None, cpus_per_task: int = 10, mem_gb: float | None = None) -> submitit.Executor:
     """A submitit executor of ``kind`` (``slurm`` or ``local``) whose logs go under ``folder``; one task with
-    ``gpus_per_node`` GPUs and ``cpus_per_task`` cores per job, ``minutes`` of time limit per attempt."""
+    ``gpus_per_node`` GPUs, ``cpus_per_task`` cores and ``mem_gb`` of memory per job, ``minutes`` of time limit per
+    attempt (a run that reaches it is requeued and resumes, up to ``MAX_REQUEUES`` times)."""
     if kind not in EXECUTORS:
         raise ValueError(f"unknown executor {kind!r}; choose one of {EXECUTORS}")
-    ex = submitit.AutoExecutor(folder=folder / "%j", cluster=kind)
+    ex = submitit.AutoExecutor(folder=folder / "%j", cluster=kind, slurm_max_num_timeout=MAX_REQUEUES,
+                               local_max_num_timeout=MAX_REQUEUES)
     ex.update_parameters(timeout_min=minutes, nodes=1, tasks_per_node=1, gpus_per_node=gpus_per_node,
                          cpus_per_task=cpus_per_task, slurm_partition=partition, slurm_account=account)
+    if mem_gb:
+        ex.update_parameters(mem_gb=mem_gb)
     return ex
 
 
@@ -62,15 +71,16 @@ def queued_job(run: Run) -> str | None:
     if job["executor"] != "slurm":
         return None
     state = submitit.SlurmJob(job["folder"], job["job_id"]).state
-    return job["job_id"] if state.split()[0] in ACTIVE else None
+    return job["job_id"] if (state.split() or ["UNKNOWN"])[0] in ACTIVE else None
 
 
-def submit(runs: list[Run], profile: Profile, ex: submitit.Executor, echo=print) -> dict:
+def submit(runs: list[Run], profile: Profile, ex: submitit.Executor, echo=print) -> tuple[dict, list[str]]:
     """Submit each of ``runs`` (in dependency order, from ``batch.ordered``) that is not done; returns
-    ``{run_id: job}``. Runs whose pretraining is trained by a submitted job depend on it."""
+    ``{run_id: job}`` and the names of the runs that could not be submitted. Runs whose pretraining is trained by a
+    submitted job depend on it."""
     env = {key: os.environ[key] for key in PASSED if key in os.environ}
     env.setdefault("REVISIT_RUNS", str(runs_root()))
-    jobs = {}
+    jobs, refused = {}, []
     for run in sorted(runs, key=lambda r: r.needs is not None and r.needs.status != "done"):
         tag = f"{run.name} @ {profile.name}"
         if run.status == "done":
@@ -89,16 +99,22 @@ def submit(runs: list[Run], profile: Profile, ex: submitit.Executor, echo=print)
                 _succeeded(trainer)
             if after is None and run.needs.status != "done":
                 echo(f"{tag}: not submitted, its pretraining run {run.needs.name} did not finish")
+                refused.append(run.name)
                 continue
         dependency = {"dependency": f"afterok:{after}", "kill-on-invalid-dep": "yes"} if after else {}
         ex.update_parameters(name=run.name.replace("/", "."), slurm_additional_parameters=dependency)
-        job = ex.submit(RunJob(run.name, profile.name, env))
+        try:
+            job = ex.submit(RunJob(run.name, profile.name, env))
+        except (submitit.core.utils.FailedSubmissionError, OSError) as err:  # e.g. afterok on a purged job
+            echo(f"{tag}: NOT submitted: {err}")
+            refused.append(run.name)
+            continue
         run.dir.mkdir(parents=True, exist_ok=True)
         rundir.write_json(run.dir / rundir.JOB, {"job_id": job.job_id, "executor": ex.cluster,
                                                  "folder": str(ex.folder)})
         jobs[run.run_id] = job
         echo(f"{tag}: submitted as job {job.job_id}" + (f" (after job {after})" if after else ""))
-    return jobs
+    return jobs, refused
 
 
 def _succeeded(job) -> bool:

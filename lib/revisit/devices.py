@@ -31,6 +31,12 @@ def visible() -> list[str]:
     return listed.stdout.split() if listed.returncode == 0 else []
 
 
+def only(gpus: str) -> dict:
+    """The environment that shows a process only ``gpus`` (a ``CUDA_VISIBLE_DEVICES`` value), numbered as
+    ``nvidia-smi`` numbers them (CUDA's default order puts the fastest first)."""
+    return {VISIBLE: gpus, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
 def slices(devices: list[str], per_run: int) -> list[str]:
     """Disjoint groups of ``per_run`` devices, each as a ``CUDA_VISIBLE_DEVICES`` value; devices left over (7
     GPUs in slices of 2) stay idle. Raises ``DeviceError`` when not even one slice fits."""

@@ -14,13 +14,16 @@ def processes() -> int:
     """How many processes a pretraining run starts here: ``$REVISIT_PROCESSES`` (e.g. 2 gloo processes on a CPU,
     to test the DDP path), else one per visible GPU, else 1."""
     value = os.environ.get(PROCESSES, "").strip()
-    if value:
-        if not value.isdigit() or int(value) < 1:
-            raise ValueError(f"{PROCESSES}={value!r}: give a whole number of processes, at least 1")
-        return int(value)
     import torch
 
-    return max(torch.cuda.device_count(), 1)
+    gpus = torch.cuda.device_count()
+    if not value:
+        return max(gpus, 1)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{PROCESSES}={value!r}: give a whole number of processes, at least 1")
+    if gpus and int(value) > gpus:
+        raise ValueError(f"{PROCESSES}={value} processes, but {gpus} GPU(s) are visible: one process per GPU at most")
+    return int(value)
 
 
 def _rank(p, images, run_dir) -> dict:
@@ -30,6 +33,8 @@ def _rank(p, images, run_dir) -> dict:
 
     from .train import pretrain
 
+    if torch.cuda.is_available():  # this rank's GPU before NCCL starts (the launcher sets LOCAL_RANK)
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     try:
         return pretrain(p, images, run_dir, progress=dist.get_rank() == 0)

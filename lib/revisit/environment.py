@@ -33,9 +33,14 @@ def git_state(root: Path = PROJECT_ROOT) -> dict:
     return {"commit": commit, "dirty": None if changes is None else bool(changes)}
 
 
-def describe(started: str) -> dict:
-    """The environment of a run that started at ``started`` (``now()`` when the runner began; a resumed run's
-    earlier attempts are in its ``metrics.jsonl``) and finishes now."""
+def begin() -> dict:
+    """What a run records as it starts: the time and the code's git state (a checkout may change during a long run)."""
+    return {"started": now(), "git": git_state()}
+
+
+def describe(begun: dict) -> dict:
+    """The environment of a run that ``begin()`` opened (a resumed run's earlier attempts are in its
+    ``metrics.jsonl``) and that finishes now."""
     import torch
     import torchvision
 
@@ -45,4 +50,4 @@ def describe(started: str) -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
             "cuda": torch.version.cuda if cuda else None, "cudnn": torch.backends.cudnn.version() if cuda else None,
             "devices": devices, "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-            "host": socket.gethostname(), "git": git_state(), "started": started, "finished": now()}
+            "host": socket.gethostname(), **begun, "finished": now()}

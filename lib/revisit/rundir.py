@@ -92,12 +92,12 @@ def write_json(path, data):
     write_text(path, dumps(data))
 
 
-def write_metrics(run_dir, summary: dict, started: str):
-    """Finish a run: its ``summary`` and the environment it ran on since ``started`` (``environment.describe``)
-    as ``metrics.json``, the file written last."""
+def write_metrics(run_dir, summary: dict, begun: dict):
+    """Finish a run: its ``summary`` and the environment it ran on since ``begun`` (``environment.begin``,
+    ``environment.describe``) as ``metrics.json``, the file written last."""
     from .environment import describe
 
-    write_json(Path(run_dir) / METRICS, {**summary, "environment": describe(started)})
+    write_json(Path(run_dir) / METRICS, {**summary, "environment": describe(begun)})
 
 
 def save_arrays(path, **arrays):

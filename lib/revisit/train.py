@@ -50,8 +50,9 @@ class NonFiniteError(FloatingPointError):
 
 def build_model(p: PretrainParams, images=None, processes: int = 1) -> MoCo | Supervised:
     """The model a params set describes: MoCo-v2, or for ``SupervisedParams`` the classifier on ``images``' labels.
-    On ``processes`` DDP processes each splits its share of the batch into ``bn_groups / processes`` BN groups, so a
-    BN batch stays ``batch_size / bn_groups`` as on one device."""
+    On ``processes`` DDP processes each splits its share of the batch into ``bn_groups / processes`` BN groups (at
+    least 1): a BN batch stays ``batch_size / bn_groups`` where ``processes`` divides ``bn_groups`` (2 GPUs at the
+    paper profile), and is one GPU's share of the batch on more GPUs."""
     backbone = build_backbone(p.arch, p.width)
     if isinstance(p, SupervisedParams):
         if images is None or images.labels is None:
@@ -167,7 +168,11 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
     low = autocast_dtype(p.precision, device)
     scaler = torch.amp.GradScaler("cuda", enabled=low == torch.float16)  # bfloat16 has float32's range: no scaling
     start_epoch, train_seconds = 0, 0.0
+    if rank:
+        dist.barrier()  # rank 0 reads the checkpoint first, and alone sets a corrupt one aside
     state = load_checkpoint(run_dir)
+    if world > 1 and rank == 0:
+        dist.barrier()
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])  # moves its state to the parameters' device
