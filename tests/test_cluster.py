@@ -63,6 +63,14 @@ def test_slurm_jobs_follow_the_run_graph_with_the_options_asked(tmp_path):
     assert again.stdout.count("still queued or running, skipped") == 2 and "submitted as" not in again.stdout
 
 
+def test_a_run_stopped_by_the_cluster_says_so(monkeypatch):
+    from revisit.batch import describe
+
+    assert describe(SystemExit(-1)) == "SystemExit: -1"
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")  # inside a job, submitit's handler exits on preemption
+    assert describe(SystemExit(-1)).startswith("stopped by the cluster (preempted or at its time limit)")
+
+
 def test_a_run_job_is_checkpointable_and_resubmits_itself():
     import submitit
 

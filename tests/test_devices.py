@@ -120,3 +120,4 @@ def test_a_pretraining_run_trains_on_two_ddp_processes_through_the_batch_runner(
     state = torch.load(trained / "checkpoint.pt", weights_only=False)
     assert int(state["model"]["queue_ptr"]) == steps * p.batch_size % p.queue_size  # both ranks' keys enqueued
     assert next(tmp_path.glob("smoke/linear__table2_coco--*/metrics.json")).is_file()
+    assert (trained / "ddp").is_dir()  # the launcher's logs in the run folder, not in /tmp

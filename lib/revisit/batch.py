@@ -86,6 +86,8 @@ def describe(err: BaseException) -> str:
         text = str(err)
     elif isinstance(err, KeyboardInterrupt):
         text = "interrupted (SIGINT)"
+    elif isinstance(err, SystemExit) and os.environ.get("SUBMITIT_EXECUTOR"):  # submitit's preemption handler
+        text = "stopped by the cluster (preempted or at its time limit); the requeued job resumes the run"
     else:
         text = f"{type(err).__name__}: {err}"
     text = " ".join(text.split())

@@ -50,8 +50,12 @@ def pretrain_run(run, images) -> dict:
     n = processes()
     if n == 1:
         return pretrain(run.params, images, run.dir)
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    from .rundir import DDP_LOGS
+
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=n, run_id=f"revisit-{run.run_id}",
-                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, start_method="spawn")
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, start_method="spawn",
+                          logs_specs=DefaultLogsSpecs(log_dir=str(run.dir / DDP_LOGS)))  # (default: a folder in /tmp)
     return elastic_launch(config, _rank)(run.params, images, run.dir)[0]

@@ -35,6 +35,7 @@ BACKBONE = "backbone.pt"  # pretraining: the backbone weights the evaluations re
 SNAPSHOTS = "snapshots"  # pretraining: backbones kept along the way (Figure 5)
 TASKS = "tasks"  # dense transfer: one <task>.json per finished task
 PREDICTIONS = "predictions"  # evaluations: one <evaluation>.npz of test labels and predictions (for the bootstrap)
+DDP_LOGS = "ddp"  # pretraining on several processes: the launcher's logs, one folder per attempt and rank
 JOB = "job.json"  # a cluster job's id, executor and log folder (revisit.cluster)
 SUBSET_FILES = "subset_files.txt"  # pretraining on real data: the images drawn
 
