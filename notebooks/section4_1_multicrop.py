@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from revisit import page, paper, plots, verdicts
+from revisit import page, paper, plots, rundir, verdicts
 from revisit.config import load_profile
 from revisit.crops import sample_crop, sample_crops
 from revisit.data import DatasetNotFoundError, pretrain_images
@@ -216,8 +216,8 @@ page.provenance(profile, PAIR)
 # two-crop ones a few discriminative parts.
 
 # %% tags=["hide-input"]
-cams = {"MoCo (two-crop)": saved_arrays(PAIR["MoCo"], profile, "cams.npz"),
-        "MoCo + MC (multi-crop)": saved_arrays(PAIR["MoCo+MC"], profile, "cams.npz")}
+cams = {"MoCo (two-crop)": saved_arrays(PAIR["MoCo"], profile, rundir.CAMS),
+        "MoCo + MC (multi-crop)": saved_arrays(PAIR["MoCo+MC"], profile, rundir.CAMS)}
 if all(v is not None for v in cams.values()):
     plots.class_activation_maps(cams)
     accuracy = transfer_details(PAIR, profile, "cams", {"value": "top-1"})
@@ -234,7 +234,7 @@ else:
 # by label propagation (bottom) against the ground truth (top).
 
 # %% tags=["hide-input"]
-example = saved_arrays(PAIR["MoCo+MC"], profile, "davis_example.npz")
+example = saved_arrays(PAIR["MoCo+MC"], profile, rundir.DAVIS_EXAMPLE)
 if example is not None:
     plots.propagated_masks(example)
 else:
@@ -248,7 +248,7 @@ else:
 # classes, for MoCo + MC.
 
 # %% tags=["hide-input"]
-found = saved_arrays(PAIR["MoCo+MC"], profile, "retrieval_examples.npz")
+found = saved_arrays(PAIR["MoCo+MC"], profile, rundir.RETRIEVAL_EXAMPLES)
 if found is not None:
     plots.retrieved_segments(found)
 else:

@@ -14,11 +14,10 @@ from revisit.rundir import predictions_file
 
 
 def book_runs():
-    from revisit.batch import book_experiments, ordered
+    from revisit.batch import book_runs
     from revisit.config import load_profile
 
-    profile = load_profile("smoke")
-    return ordered([n for names in book_experiments(profile).values() for n in names], profile)
+    return book_runs(load_profile("smoke"))
 
 
 def run_dirs(root):

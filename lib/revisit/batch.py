@@ -45,6 +45,11 @@ def book_experiments(profile: Profile, root: Path | None = None) -> dict[str, li
             for page in listing.pages}
 
 
+def book_runs(profile: Profile) -> list[Run]:
+    """Every run of the book at ``profile`` and what it needs, dependencies first."""
+    return ordered([name for names in book_experiments(profile).values() for name in names], profile)
+
+
 def ordered(names, profile: Profile) -> list[Run]:
     """Runs of ``names`` plus their dependencies, each once, dependencies first."""
     out, seen = [], set()

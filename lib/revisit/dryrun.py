@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .batch import book_experiments, ordered
+from .batch import book_runs
 from .config import PRETRAINING, Profile
 
 # Official train-split sizes of the sets that the book pretrains on whole (``images: null``), for projections on a
@@ -96,8 +96,7 @@ def dry_run(profile: Profile, batch: int | None = None, steps: int = 3, device: 
     import torch
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    runs = [run for run in ordered([n for names in book_experiments(profile).values() for n in names], profile)
-            if run.experiment.kind in PRETRAINING]
+    runs = [run for run in book_runs(profile) if run.experiment.kind in PRETRAINING]
     trials = {}
     for run in runs:
         if kind(run) in trials:

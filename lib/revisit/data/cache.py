@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..config import PROJECT_ROOT
+from ..rundir import replacing
 
 
 def folder(cache_dir=None) -> Path:
@@ -27,17 +27,11 @@ def key(fn, args, kwargs, versions) -> str:
 
 
 def write(path: Path, arrays: dict):
-    """``np.savez`` to a temporary file renamed into place: a concurrent reader never sees half a file, and runs side
-    by side that draw the same twin each write whole."""
+    """``np.savez`` written atomically (``rundir.replacing``): a concurrent reader never sees half a file, and runs
+    side by side that draw the same twin each write whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp, open(tmp, "wb") as handle:  # an open file: numpy adds no ``.npz`` suffix
+        np.savez(handle, **arrays)
 
 
 def cached(fn, args, kwargs, *, stem: str, versions: tuple, pack, unpack, cache_dir=None):

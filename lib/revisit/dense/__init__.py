@@ -21,7 +21,7 @@ import torch
 
 from ..bootstrap import Predictions, bounds
 from ..config import DENSE_TASKS, TransferParams
-from ..rundir import TASKS, predictions_file, save_arrays, write_json
+from ..rundir import CAMS, DAVIS_EXAMPLE, RETRIEVAL_EXAMPLES, TASKS, predictions_file, save_arrays, write_json
 
 METRICS = {"voc_seg": "mIoU", "cityscapes_seg": "mIoU", "nyud_seg": "mIoU", "nyud_depth": "rmse", "voc_det": "AP",
            "davis": "J&F", "voc_retrieval": "mIoU (7 classes)", "cams": "top-1"}
@@ -135,7 +135,7 @@ def _davis(backbone, p: TransferParams, run_dir: Path, device, progress):
     seconds = time.perf_counter() - start
     video = videos[0]  # Figure S3's material: one video, its annotation and what was propagated
     predicted = np.stack([read_label_png(f) for f in sorted((run_dir / "davis" / video.name).glob("*.png"))])
-    save_arrays(run_dir / "davis_example.npz", frames=np.stack([video.frame(t) for t in range(len(video))]),
+    save_arrays(run_dir / DAVIS_EXAMPLE, frames=np.stack([video.frame(t) for t in range(len(video))]),
                 masks=np.stack([video.mask(t) for t in range(len(video))]), predicted=predicted, name=video.name)
     sequences = {name: {"J_mean": 100 * float(np.mean(s.J)), "F_mean": 100 * float(np.mean(s.F))}
                  for name, s in r["sequences"].items()}
@@ -157,7 +157,7 @@ def _retrieval(backbone, p: TransferParams, run_dir: Path, device, progress):
     start = time.perf_counter()
     r = segment_retrieval(features, train, val, RetrievalParams(image_size=_input_size(p, 512), seed=p.seed), device,
                           progress)
-    _save_retrievals(run_dir / "retrieval_examples.npz", examples(r, count=4, neighbours=3), train, val)
+    _save_retrievals(run_dir / RETRIEVAL_EXAMPLES, examples(r, count=4, neighbours=3), train, val)
     details = {"mIoU_21": r.miou_21, "per_class_21": dict(zip(r.classes, r.per_class_21))}
     return TaskResult("voc_retrieval", METRICS["voc_retrieval"], r.miou_7, r.n_train, r.n_val,
                       time.perf_counter() - start, details, predictions=r.predictions)
@@ -201,7 +201,7 @@ def _cams(backbone, p: TransferParams, run_dir: Path, device, progress):
     labels = shown.labels[picks]
     maps = class_activation_maps(backbone, head.weight, images, [row[shown.classes[y]] for y in labels], p.cam_size,
                                  device=device)
-    save_arrays(run_dir / "cams.npz", images=images.permute(0, 2, 3, 1).numpy(), cams=maps, labels=labels,
+    save_arrays(run_dir / CAMS, images=images.permute(0, 2, 3, 1).numpy(), cams=maps, labels=labels,
                         classes=np.array(shown.classes, dtype=str))
     return TaskResult("cams", "top-1", accuracy, len(train), len(shown), time.perf_counter() - start,
                       {"note": "linear classifier on pooled features; CAMs of the ground-truth class"})
