@@ -51,7 +51,7 @@ def test_autoaugment_never_touches_the_anchor():
     assert 0 < len(per_policy["mixed"]) < 8 * 4  # about half of them
 
 
-def test_batch_colours_are_drawn_per_image_and_skip_autoaugment():
+def test_batch_colours_are_drawn_per_image_and_skip_autoaugment(monkeypatch):
     """Identical crops in one batch get different colours; AutoAugment's positives are only normalised."""
     views = Views(32, small_crops=2, small_size=14, policy="autoaugment")
     crops = views_with_seed(views.crops, image(3), 0)
@@ -62,6 +62,44 @@ def test_batch_colours_are_drawn_per_image_and_skip_autoaugment():
     expected = views.normalize(batch["positive"].float() / 255)
     assert torch.allclose(out["positive"], expected, atol=1e-6)  # AutoAugment positives: no colour steps
     assert torch.equal(views_with_seed(views.colour, batch, 1)["anchor"], out["anchor"])  # seeded
+    import revisit.augment as augment
+
+    monkeypatch.setattr(augment, "CHUNK_VALUES", 4 * 3 * 32 * 32)  # chunks of 4 images, each drawing anew
+    chunked = views_with_seed(views.colour, batch, 1)["anchor"]
+    assert len({round(float(a.mean()), 4) for a in chunked}) > 8 and not torch.equal(chunked, out["anchor"])
+
+
+def test_hue_rotation_equals_kornias_hsv_round_trip():
+    import kornia
+
+    from revisit.augment import adjust_hue
+
+    x = torch.rand(6, 3, 17, 19)
+    x[:, :, :4] = x[:, :1, :4]  # greys (no chroma)
+    x[:, 1, 4:8] = x[:, 0, 4:8]  # red and green tied for the maximum
+    x[0, :, 8:14] = torch.tensor([[1., 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1], [1, 0, 1]]).T[:, :, None]
+    radians = torch.tensor([-3.0, -0.6, 0.0, 0.1, 0.6, 3.1])
+    expected = kornia.enhance.adjust_hue(x, radians)
+    assert torch.allclose(adjust_hue(x, radians), expected, atol=1e-5)
+    assert not torch.allclose(adjust_hue(x, radians.flip(0)), expected, atol=1e-2)
+
+
+def test_the_colour_jitter_is_kornias_with_the_fast_hue(monkeypatch):
+    """Same seed, same views as kornia's own ColorJitter; and the fast hue step is the one it runs."""
+    import kornia.augmentation as K
+
+    import revisit.augment as augment
+
+    x = torch.rand(32, 3, 24, 24)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        expected = K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8)(x)
+    calls, hue = [], augment.adjust_hue
+    monkeypatch.setattr(augment, "adjust_hue", lambda image, radians: calls.append(1) or hue(image, radians))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        ours = augment.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8)(x)
+    assert calls and torch.allclose(ours, expected, atol=1e-5)
 
 
 def test_constrained_small_crops_overlap_the_anchor(monkeypatch):
@@ -87,6 +125,31 @@ def test_viewset_counts_rejected_crops_and_batches_sample_major():
     assert torch.equal(views[3]["small"], views[3]["small"])  # seeded per (seed, epoch, index)
     again = views.collate([views[i] for i in range(6)])
     assert torch.equal(batch["anchor"], again["anchor"])  # colours seeded per batch: any worker, same views
+
+
+@pytest.mark.parametrize("chunk", [None, 2], ids=["one chunk", "chunks of 2 images"])
+def test_colouring_after_the_transfer_gives_the_loaders_views(chunk, monkeypatch):
+    """The GPU data path (uint8 crops collated, coloured on the device) and the CPU one (coloured in the loader)
+    draw the same colours for a batch: same seed, same chunks, same parameters (kornia draws them on the CPU)."""
+    import revisit.augment as augment
+
+    if chunk:
+        monkeypatch.setattr(augment, "CHUNK_VALUES", chunk * 3 * 23 * 23)
+    images = ImageSet("tiny", array=np.random.default_rng(1).integers(0, 256, (8, 64, 64, 3), dtype=np.uint8))
+    transform = Views(23, small_crops=2, small_size=14, policy="mixed")
+    loader_side = ViewSet(images, transform, seed=3)
+    device_side = ViewSet(images, transform, seed=3, colour_in_loader=False)
+    for epoch in (0, 1):
+        loader_side.set_epoch(epoch)
+        device_side.set_epoch(epoch)
+        coloured = loader_side.collate([loader_side[i] for i in range(4, 8)])
+        crops = device_side.collate([device_side[i] for i in range(4, 8)])
+        assert crops["anchor"].dtype == torch.uint8 and crops["small"].dtype == torch.uint8  # 4x less to transfer
+        finished = device_side.colour(crops, "cpu")
+        for key in ("anchor", "positive", "small"):
+            assert finished[key].dtype == torch.float32 and torch.equal(finished[key], coloured[key])
+    reseeded = device_side.colour({**crops, "colour_seed": crops["colour_seed"] + 1}, "cpu")
+    assert not torch.equal(reseeded["anchor"], finished["anchor"])  # the batch's seed draws its colours
 
 
 def test_iou_ceiling_applies_to_the_pair():

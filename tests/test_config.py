@@ -108,7 +108,7 @@ def test_project_params_all_load():
 
     names = list_experiments()
     assert "pretrain/moco_coco_400ep" in names and "linear/table2_random_init" in names
-    for profile in ("smoke", "cpu", "paper"):
+    for profile in ("smoke", "cpu", "gpu", "paper"):
         for name in names:
             resolve(load_experiment(name), load_profile(profile))
 

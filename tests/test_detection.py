@@ -59,8 +59,9 @@ def test_classifier_dropped_and_small_resnet_refused(resnet50_state):
 
     with_fc = {**resnet50_state, "net.fc.weight": torch.zeros(10, 2048), "net.fc.bias": torch.zeros(10)}
     assert len(to_detectron2(with_fc)) == len(resnet50_state)
-    with pytest.raises(ValueError, match="only the resnet50"):
-        to_detectron2(build_backbone("resnet_small", 8).state_dict())
+    for arch in ("resnet_small", "resnet18"):  # resnet18's keys are torchvision's too ('net.*'), its blocks are not
+        with pytest.raises(ValueError, match="only the resnet50"):
+            to_detectron2(build_backbone(arch, 8).state_dict())
 
 
 def test_saved_checkpoint_is_what_detectron2_loads(resnet50_state, tmp_path):

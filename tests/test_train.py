@@ -82,6 +82,21 @@ def test_resume_after_interruption_reproduces_uninterrupted_losses(setup, tmp_pa
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_colours_applied_on_the_device_train_like_colours_applied_in_the_loader(setup, tmp_path, monkeypatch):
+    """The GPU data path, forced on the CPU: the same views, hence the same losses, as the loader's colouring."""
+    p, images = setup
+    p = dataclasses.replace(p, epochs=2)
+    train.pretrain(p, images, tmp_path / "loader", progress=False)
+    monkeypatch.setattr(train, "colour_on_device", lambda device: True)
+    coloured, colour = [], train.ViewSet.colour
+    monkeypatch.setattr(train.ViewSet, "colour", lambda self, batch, device=None: coloured.append(device)
+                        or colour(self, batch, device))
+    train.pretrain(p, images, tmp_path / "device", progress=False)
+    loader, device = rundir.read_log(tmp_path / "loader"), rundir.read_log(tmp_path / "device")
+    assert coloured == ["cpu"] * 6  # every batch coloured in the training loop, after the transfer
+    assert [r["loss"] for r in device] == [r["loss"] for r in loader] and len(loader) == 6
+
+
 def test_unreadable_images_are_skipped_and_counted(setup, tmp_path):
     p, images = setup
     files = []

@@ -1,19 +1,20 @@
-"""Backbones: torchvision's ResNet-50 (paper scale) and a small-image ResNet for the twins.
+"""Backbones: torchvision's ResNet-50 (paper scale) and small-image ResNets for the twins.
 
-Both return pooled features ``(B, D)`` and expose ``feature_dim``; the small variant is built
-from torchvision's own ``BasicBlock`` with a 3x3 stem and no max-pool (CIFAR-style), so the
-synthetic twins at 32 px keep enough spatial resolution.
+All return pooled features ``(B, D)`` and expose ``feature_dim``. The small ones have a 3x3 stem and no max-pool
+(CIFAR-style), so the synthetic twins at 32-64 px keep enough spatial resolution: torchvision's ResNet-18 so
+adapted (profile gpu), and a ResNet of torchvision's ``BasicBlock``, one per stage (profiles cpu and smoke).
 """
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from torch import nn
-from torchvision.models import resnet50
+from torchvision.models import resnet18, resnet50
 from torchvision.models.resnet import BasicBlock
 
+from .config import ARCHS, external_path
 from .rundir import BACKBONE, brief
-
-ARCHS = ("resnet50", "resnet_small")
 
 
 class SmallResNet(nn.Module):
@@ -53,8 +54,23 @@ class TorchvisionResNet50(nn.Module):
         return self.net(x)
 
 
+class SmallImageResNet18(nn.Module):
+    """torchvision ResNet-18 with the stem of He et al.'s CIFAR ResNets (one 3x3 conv at stride 1, no max-pool) and
+    no classifier: 512-d features, for twins at 64 px (profile gpu), where the ImageNet stem would leave 2 x 2."""
+
+    def __init__(self):
+        super().__init__()
+        net = resnet18(weights=None)
+        net.conv1, net.maxpool, net.fc = nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.Identity(), nn.Identity()
+        self.net = net
+        self.feature_dim = 512
+
+    def forward(self, x):
+        return self.net(x)
+
+
 def stages(backbone: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
-    """``(stem, [layer1, layer2, layer3, layer4])`` of either backbone: the dense protocols' view of it."""
+    """``(stem, [layer1, layer2, layer3, layer4])`` of any backbone here: the dense protocols' view of it."""
     if isinstance(backbone, SmallResNet):
         return backbone.stem, list(backbone.layers)
     net = backbone.net
@@ -103,6 +119,8 @@ def build_backbone(arch: str, width: int = 32) -> nn.Module:
     """A randomly initialised backbone by name (see ``ARCHS``)."""
     if arch == "resnet50":
         return TorchvisionResNet50()
+    if arch == "resnet18":
+        return SmallImageResNet18()
     if arch == "resnet_small":
         return SmallResNet(width)
     raise ValueError(f"unknown arch {arch!r}; choose one of {ARCHS}")
@@ -122,14 +140,62 @@ def load_backbone(path, arch: str, width: int = 32, map_location="cpu") -> nn.Mo
     return net
 
 
+# Where the ResNet-50 of an external checkpoint sits, most specific first: MoCo's ``main_moco.py`` and the authors'
+# model zoo (DDP-wrapped ``encoder_q``), the same saved without DDP, a DDP-wrapped torchvision ResNet-50, a plain one.
+EXTERNAL_PREFIXES = ("module.encoder_q.", "encoder_q.", "module.", "")
+
+
+def external_backbone(path) -> nn.Module:
+    """The ResNet-50 of a checkpoint trained elsewhere (``pretrain: external:PATH``): MoCo's and the authors' format
+    (``{"state_dict": ...}``, keys under ``module.encoder_q.``) or a torchvision state dict; the projection head
+    (``fc.*``), the key encoder and the queues are dropped, every other weight must match."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        unset = " (a variable that is not set stays as written)" if "$" in str(path) else ""
+        raise FileNotFoundError(f"external checkpoint {path} not found: check the path after 'external:'{unset}") \
+            from None
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a truncated or foreign file
+        raise RuntimeError(f"external checkpoint {path} cannot be read ({brief(err)})") from err
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise RuntimeError(f"external checkpoint {path} holds no state dict ({type(state).__name__})")
+    for prefix in EXTERNAL_PREFIXES:
+        weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if "conv1.weight" in weights:
+            break
+    else:
+        raise RuntimeError(f"external checkpoint {path}: no ResNet-50 found (no 'conv1.weight' under any of "
+                           f"{[p or '(no prefix)' for p in EXTERNAL_PREFIXES]}; first keys: {list(state)[:3]})")
+    net = TorchvisionResNet50()
+    try:
+        loaded = net.net.load_state_dict({k: v for k, v in weights.items() if not k.startswith("fc.")}, strict=False)
+    except RuntimeError as err:  # a shape that differs
+        raise RuntimeError(f"external checkpoint {path} is not a torchvision ResNet-50 under '{prefix}': "
+                           f"{str(err).strip().splitlines()[-1].strip()}") from err
+    if loaded.missing_keys or loaded.unexpected_keys:
+        raise RuntimeError(f"external checkpoint {path} is not a torchvision ResNet-50 under '{prefix}': "
+                           f"{len(loaded.missing_keys)} weights missing {loaded.missing_keys[:3]}, "
+                           f"{len(loaded.unexpected_keys)} unexpected {loaded.unexpected_keys[:3]}")
+    return net
+
+
 def evaluated_backbone(run) -> tuple[nn.Module, str, str]:
-    """What an evaluation run (linear or transfer) works on: its pretraining run's ``backbone.pt`` (or a
-    random initialisation seeded by the run's seed plus its replica number), where that came from, and the
-    device to use. Also applies the run's ``threads``."""
+    """What an evaluation run (linear or transfer) works on: its pretraining run's ``backbone.pt``, an external
+    checkpoint (``pretrain: external:PATH``, ``external_backbone``) or a random initialisation seeded by the run's
+    seed plus its replica number; where that came from, and the device to use. Also applies the run's ``threads``."""
     p = run.params
     if p.threads:
         torch.set_num_threads(p.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    path = external_path(p.pretrain)
+    if path is not None:  # the run is named by the path as written; the file's digest goes into its metrics
+        backbone = external_backbone(path)
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return backbone, f"external checkpoint {path} (sha256 {digest.hexdigest()[:16]})", device
     if run.needs is None:
         torch.manual_seed(p.seed + run.replica)
         return build_backbone(p.arch, p.width), "random initialisation", device

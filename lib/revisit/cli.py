@@ -3,8 +3,9 @@
 ``revisit batch --profile cpu`` runs every run the book needs (``params/book.yaml``) that is not
 done yet; ``--section section4_1_multicrop`` limits it to one page's runs; ``revisit status`` shows where
 each stands (a failed run with the first line of its ``error.txt``); ``revisit check --profile paper`` trains
-each kind of pretraining for a few steps and projects the book's hours (``revisit.dryrun``). Exit status 1 when a run
-failed, 2 for a params or runs-folder problem (nothing run), 128 + n when stopped by signal n.
+each kind of pretraining and of evaluation work for a few steps and projects the book's hours
+(``revisit.dryrun``). Exit status 1 when a run failed, 2 for a params or runs-folder problem (nothing run), 128 + n
+when stopped by signal n.
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in [("batch", "run what is missing"), ("status", "show the state of each run")]:
         cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("--profile", default=DEFAULT_PROFILE, help="smoke, cpu or paper (default: %(default)s)")
+        cmd.add_argument("--profile", default=DEFAULT_PROFILE, help="smoke, cpu, gpu or paper (default: %(default)s)")
         if name == "batch":
             cmd.add_argument("--jobs", type=int, default=1, help="runs side by side (default: %(default)s)")
             cmd.add_argument("--gpus-per-run", type=int, default=0, metavar="G",
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
         cmd.add_argument("--section", action="append", help="only this page's runs (repeatable; see params/book.yaml)")
         cmd.add_argument("experiments", nargs="*", help="experiment names under params/, a replica as "
                          "name@seed<n> (default: the book's)")
-    check = sub.add_parser("check", help="dry run: time each kind of pretraining and project the book's hours")
+    check = sub.add_parser("check", help="dry run: time each kind of run for a few steps and project the book's hours")
     check.add_argument("--profile", default=DEFAULT_PROFILE, help="the profile to project (default: %(default)s)")
     check.add_argument("--batch", type=int, help="batch to measure at (default: the profile's on a GPU, halved "
                        "until it fits; 4 on a CPU)")
@@ -95,10 +96,10 @@ def main(argv=None) -> int:
             return 0
         profile = load_profile(args.profile)
         if args.command == "check":
-            from .dryrun import dry_run, report
+            from .dryrun import dry_run, evaluation_dry_run, report
 
             table = dry_run(profile, batch=args.batch, steps=args.steps)
-            print(report(table, table.attrs["device"]))
+            print(report(table, evaluation_dry_run(profile, steps=args.steps)))
             return 0
         if args.command == "status":
             for run in ordered(_names(args, profile), profile):

@@ -30,11 +30,22 @@ RECIPE_VERSION = 7
 DENSE_RECIPE_VERSION = 2
 
 
+EXTERNAL = "external:"  # a ``pretrain`` value naming a checkpoint file instead of a pretraining experiment
+
+
+def external_path(pretrain: str | None) -> Path | None:
+    """The checkpoint file of ``pretrain: external:PATH`` (``~`` and ``$VARS`` expanded), else None."""
+    if not pretrain or not pretrain.startswith(EXTERNAL):
+        return None
+    return Path(os.path.expandvars(os.path.expanduser(pretrain[len(EXTERNAL):].strip())))
+
+
 def params_root() -> Path:
     """Folder of params files and profiles: ``$REVISIT_PARAMS``, else ``params/`` in the project."""
     return Path(os.environ.get("REVISIT_PARAMS", PROJECT_ROOT / "params"))
 
 
+ARCHS = ("resnet50", "resnet18", "resnet_small")  # revisit.backbones: paper, profile gpu, profiles cpu and smoke
 PRETRAIN_SETS = ("in118k", "in118k_lt", "coco", "oi118k", "bdd100k")
 TARGETS = ("cifar10", "cars", "food", "pets", "places", "sun", "voc")  # Table 2, logistic regression
 # Other evaluation protocols, named target_protocol: the VOC07 SVM of Tables 4 and 7-9 and the SGD
@@ -87,7 +98,7 @@ class PretrainParams:
     dataset: str = field(default="in118k", metadata=_choices(*PRETRAIN_SETS))
     images: int | None = field(default=None, metadata=_range(1, MAX_IMAGES))  # subset size; None = the full split
     source: str = field(default="real", metadata=_choices("real", "twin"))
-    arch: str = field(default="resnet50", metadata=_choices("resnet50", "resnet_small"))
+    arch: str = field(default="resnet50", metadata=_choices(*ARCHS))
     width: int = field(default=32, metadata=_range(4, 512))  # resnet_small only
     epochs: int = field(default=400, metadata=_range(1, MAX_EPOCHS))
     batch_size: int = field(default=256, metadata=_range(2, MAX_BATCH))
@@ -136,10 +147,11 @@ class PretrainParams:
 class LinearParams:
     """Linear evaluation on frozen features (App. A.2, Ericsson et al. protocol)."""
 
-    pretrain: str | None = None  # experiment name under params/, e.g. "pretrain/moco_coco_400ep"; None = random init
+    pretrain: str | None = None  # experiment name under params/, e.g. "pretrain/moco_coco_400ep"; None = random init;
+    # "external:PATH" a checkpoint trained elsewhere (MoCo's or the authors' format; revisit.backbones.external_backbone)
     targets: tuple[str, ...] = field(default=TARGETS, metadata=_choices(*EVALUATIONS))
     source: str = field(default="real", metadata=_choices("real", "twin"))
-    arch: str = field(default="resnet50", metadata=_choices("resnet50", "resnet_small"))
+    arch: str = field(default="resnet50", metadata=_choices(*ARCHS))
     width: int = field(default=32, metadata=_range(4, 512))
     image_size: int = field(default=224, metadata=_range(8, MAX_SIDE))
     grid: str = field(default="paper", metadata=_choices("paper", "ericsson"))
@@ -171,10 +183,10 @@ class TransferParams:
     (``revisit.dense.finetune.PROTOCOLS``, ``revisit.dense.detection``, ``revisit.dense.propagation``,
     ``revisit.dense.retrieval``), and the fields below only rescale it for a profile."""
 
-    pretrain: str | None = None  # experiment name under params/; None = random init
+    pretrain: str | None = None  # experiment name under params/; None = random init; "external:PATH" as LinearParams
     tasks: tuple[str, ...] = field(default=DENSE_TASKS[:6], metadata=_choices(*DENSE_TASKS))
     source: str = field(default="real", metadata=_choices("real", "twin"))
-    arch: str = field(default="resnet50", metadata=_choices("resnet50", "resnet_small"))
+    arch: str = field(default="resnet50", metadata=_choices(*ARCHS))
     width: int = field(default=32, metadata=_range(4, 512))
     schedule: float = field(default=1.0, metadata=_positive(100.0))  # x every recipe's epochs / iterations
     resolution: float = field(default=1.0, metadata=_positive(8.0))  # x every recipe's input sizes (crops, 512, 800)

@@ -24,7 +24,7 @@ import yaml
 
 from . import rundir
 from .config import (DENSE_RECIPE_VERSION, MAX_SEED, PRETRAINING, PROJECT_ROOT, RECIPE_VERSION, Experiment,
-                     ParamsError, Profile, load_experiment, params_hash, resolve)
+                     ParamsError, Profile, external_path, load_experiment, params_hash, resolve)
 
 SEED_MARK = "@seed"  # "linear/table2_in118k@seed2": replica 2 of that experiment
 
@@ -106,8 +106,13 @@ def plan(name: str, profile: Profile, referrer: str | None = None) -> Run:
     base, replica = replica_of(name)
     experiment = load_experiment(base, referrer=referrer)
     params = resolve(experiment, profile)
-    needs = None
-    if experiment.kind in ("linear", "transfer") and params.pretrain:
+    needs, external = None, external_path(getattr(params, "pretrain", None))
+    if external is not None:
+        if not external.name or params.arch != "resnet50":
+            raise ParamsError(f"{experiment.path}: 'pretrain: external:PATH' needs a checkpoint path and arch resnet50 "
+                              f"(got {params.pretrain!r} at arch {params.arch}): external checkpoints are ResNet-50s, "
+                              "evaluated at the paper profile")
+    elif experiment.kind in ("linear", "transfer") and params.pretrain:
         needs = plan(params.pretrain + (f"{SEED_MARK}{replica}" if replica else ""), profile,
                      referrer=f"{experiment.path}: key 'pretrain'")
         if needs.experiment.kind not in PRETRAINING:

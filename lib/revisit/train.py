@@ -2,7 +2,8 @@
 table's supervised ceiling (``revisit.supervised``) under the same budget.
 
 SGD (momentum 0.9, weight decay 1e-4), lr = base_lr x batch / 256 with a per-epoch cosine
-schedule (as the official MoCo code), mixed precision on CUDA. The params choose the views
+schedule (as the official MoCo code), mixed precision on CUDA, the views' colour steps on the GPU there
+(``augment.colour_on_device``). The params choose the views
 (multi-crop, constrained crops, IoU ceiling, A+) and the kNN loss with its start-up (App. B).
 Every ``log_every`` steps a JSON line goes to ``metrics.jsonl`` (loss, nearest-neighbour loss,
 instance accuracy, gradient norm, lr, images/s, training seconds so far, skipped images, rejected
@@ -36,7 +37,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from . import rundir
-from .augment import Views, ViewSet
+from .augment import Views, ViewSet, colour_on_device
 from .backbones import build_backbone, channels_last
 from .config import PretrainParams, SupervisedParams
 from .moco import MoCo
@@ -185,7 +186,8 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
 
     device_ids = [torch.device(device).index] if device.startswith("cuda") else None
     net = DistributedDataParallel(model, device_ids=device_ids) if world > 1 else model
-    views = ViewSet(images, build_views(p), seed=p.seed)
+    on_device = colour_on_device(device)  # a GPU colours the batch after the transfer; a CPU in the loader
+    views = ViewSet(images, build_views(p), seed=p.seed, colour_in_loader=not on_device)
     sampler = DistributedSampler(views, num_replicas=world, rank=rank, shuffle=True, seed=p.seed, drop_last=True)
     steps_per_epoch = len(sampler) // (p.batch_size // world)
     warmup_steps = p.nn_warmup_epochs * steps_per_epoch if p.nn_startup == "warmup" else 0
@@ -205,6 +207,8 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
         epoch_start = time.perf_counter()
         with open(run_dir / LOG if rank == 0 else os.devnull, "a") as log:
             for step, batch in enumerate(bar):
+                if on_device:
+                    batch = views.colour(batch, device)
                 inputs = tuple(channels_last(x) for x in model.inputs(batch, device))
                 global_step = epoch * steps_per_epoch + step
                 nn_weight = p.nn_lambda if global_step >= warmup_steps else 0.0

@@ -59,7 +59,8 @@ def _plain(value):
     return str(value)
 
 
-def _input_size(p: TransferParams, paper_size: int) -> int:
+def input_size(p: TransferParams, paper_size: int) -> int:
+    """A recipe's input size (``paper_size`` at paper scale) at the profile's ``resolution``."""
     return max(8, round(paper_size * p.resolution))
 
 
@@ -97,8 +98,8 @@ def detection_params(p: TransferParams):
                            lr=paper.lr * p.lr_scale * p.det_batch_size / paper.batch_size,
                            steps=tuple(max(1, round(s * p.schedule)) for s in paper.steps),
                            warmup_iters=max(1, round(paper.warmup_iters * p.schedule)),
-                           min_sizes=tuple(_input_size(p, s) for s in paper.min_sizes),
-                           max_size=_input_size(p, paper.max_size), test_size=_input_size(p, paper.test_size),
+                           min_sizes=tuple(input_size(p, s) for s in paper.min_sizes),
+                           max_size=input_size(p, paper.max_size), test_size=input_size(p, paper.test_size),
                            anchor_sizes=(tuple(max(2, round(a * p.resolution)) for a in paper.anchor_sizes[0]),),
                            rpn_pre_nms_topk=tuple(max(100, round(k * area)) for k in paper.rpn_pre_nms_topk),
                            rpn_post_nms_topk=tuple(max(50, round(k * area)) for k in paper.rpn_post_nms_topk),
@@ -155,7 +156,7 @@ def _retrieval(backbone, p: TransferParams, run_dir: Path, device, progress):
     train, val = dense_splits("voc_seg", p)
     features = feature_map(backbone).to(device).eval()
     start = time.perf_counter()
-    r = segment_retrieval(features, train, val, RetrievalParams(image_size=_input_size(p, 512), seed=p.seed), device,
+    r = segment_retrieval(features, train, val, RetrievalParams(image_size=input_size(p, 512), seed=p.seed), device,
                           progress)
     _save_retrievals(run_dir / RETRIEVAL_EXAMPLES, examples(r, count=4, neighbours=3), train, val)
     details = {"mIoU_21": r.miou_21, "per_class_21": dict(zip(r.classes, r.per_class_21))}

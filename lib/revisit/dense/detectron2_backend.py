@@ -43,9 +43,9 @@ def to_detectron2(state_dict: dict) -> dict[str, np.ndarray]:
     """Our ResNet-50 weights (``TorchvisionResNet50.state_dict()``) under detectron2's ResNet names, as numpy
     arrays: layerN -> res{N+1}, bnK -> convK.norm, downsample.0/1 -> shortcut(.norm), stem conv1/bn1 ->
     stem.conv1(.norm); the classifier is dropped. Only the ResNet-50 has a detectron2 counterpart."""
-    if "net.conv1.weight" not in state_dict or not all(k.startswith("net.") for k in state_dict):
+    if "net.layer1.0.conv3.weight" not in state_dict or not all(k.startswith("net.") for k in state_dict):
         raise ValueError("only the resnet50 backbone (revisit.backbones.TorchvisionResNet50, keys 'net.*') can be "
-                         "converted to detectron2; resnet_small has no detectron2 counterpart: "
+                         "converted to detectron2; resnet18 and resnet_small have no detectron2 counterpart: "
                          "use backend='torchvision'")
     return {_detectron2_name(k[len("net."):]): v.detach().cpu().numpy()
             for k, v in state_dict.items() if not k.startswith("net.fc.")}
@@ -148,7 +148,7 @@ def detect_with_detectron2(backbone, train, test, params, device, progress) -> D
 
     if not isinstance(backbone, TorchvisionResNet50):
         raise ValueError("backend='detectron2' builds detectron2's ResNet-50; pass the resnet50 backbone "
-                         "(use backend='torchvision' for resnet_small)")
+                         "(use backend='torchvision' for resnet18 and resnet_small)")
     output = Path(tempfile.mkdtemp(prefix="revisit-detectron2-"))
     weights = save_detectron2_checkpoint(backbone.state_dict(), output / "backbone.pkl")
     tag = uuid.uuid4().hex[:8]
