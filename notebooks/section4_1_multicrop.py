@@ -60,7 +60,7 @@ ADDED = {after: "+" + after.removeprefix(before + "+").replace("m_low", "m↓")
 PRETRAIN = page.pretraining(STEP_RUNS, profile)
 EVALUATIONS = ("voc_svm", "imagenet_sgd", "places_sgd")
 DENSE = ("voc_seg", "cityscapes_seg", "nyud_seg")
-PAPER_COLUMNS = {"VOC_cls_mAP": "VOC SVM", "ImageNet_acc": "ImageNet", "Places_acc": "Places (SGD)"}
+PAPER_COLUMNS = {"VOC_cls_mAP": "VOC SVM", "ImageNet_acc": "ImageNet", "Places_acc": "Places"}
 
 # %% tags=["hide-input"]
 mc = plan(PRETRAIN["MoCo+MC+CC"], profile).params

@@ -42,7 +42,7 @@ BOUNDS = ["rand_init", CEILING]  # the floor and ceiling rows
 ROWS = [label for label in LINEAR if label not in BOUNDS]
 PRETRAIN = page.pretraining({label: LINEAR[label] for label in ROWS}, profile)
 EVALUATIONS = ("voc_svm", "imagenet_sgd", "places_sgd")
-PAPER_COLUMNS = {"VOC_cls_mAP": "VOC SVM", "ImageNet_acc": "ImageNet", "Places_acc": "Places (SGD)"}
+PAPER_COLUMNS = {"VOC_cls_mAP": "VOC SVM", "ImageNet_acc": "ImageNet", "Places_acc": "Places"}
 DENSE = ("voc_seg", "cityscapes_seg", "nyud_seg", "davis", "nyud_depth")
 
 # %% tags=["hide-input"]

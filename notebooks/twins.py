@@ -33,7 +33,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from revisit import page, plots
-from revisit.config import DENSE_RECIPE_VERSION, RECIPE_VERSION, load_profile
+from revisit.config import DENSE_RECIPE_VERSION, RECIPE_VERSION, TARGETS, load_profile
 from revisit.data import dense_twins, twins
 from revisit.results import COLUMNS, TABLE2, blind, table_ranges
 
@@ -66,7 +66,7 @@ page.banner(profile, f"Twin recipes: version {RECIPE_VERSION} (classification), 
 
 # %% tags=["hide-input"]
 rows = {name: twins.cached(twins.generate_pretrain, name, 16, seed=0).array for name in PRETRAIN_SETS}
-rows.update({name: twins.cached(twins.generate_target, name, "test", 16, seed=0).array for name in TABLE2})
+rows.update({name: twins.cached(twins.generate_target, name, "test", 16, seed=0).array for name in TARGETS})
 plots.image_rows(rows);
 
 # %% tags=["hide-input"]

@@ -135,10 +135,10 @@ class PretrainParams:
     snapshot_every: int = field(default=0, metadata=_range(0, MAX_EPOCHS))
     workers: int = field(default=8, metadata=_range(0, 256))
     threads: int = field(default=0, metadata=_range(0, 1024))  # torch intra-op threads; 0 = torch's default
-    # autocast of the backbones in the training step (heads, logits and losses stay float32): "amp" float16 on CUDA
-    # (with a gradient scaler), float32 elsewhere; "bf16" bfloat16 on any device (profile cpu: 1.6x per step on a
-    # CPU with AVX512-BF16); "fp32" never
-    precision: str = field(default="amp", metadata=_choices("amp", "bf16", "fp32"))
+    # autocast of the backbones in the training step (heads, logits and losses stay float32): "fp32" never (the
+    # paper's, MoCo's and the authors' code); "amp" float16 on CUDA (with a gradient scaler), float32 elsewhere
+    # (profile gpu); "bf16" bfloat16 on any device (profile cpu: 1.6x per step on a CPU with AVX512-BF16)
+    precision: str = field(default="fp32", metadata=_choices("amp", "bf16", "fp32"))
     seed: int = field(default=0, metadata=_range(0, MAX_SEED))
     log_every: int = field(default=10, metadata=_range(1, 10**6))
 

@@ -19,10 +19,11 @@ from .config import Profile
 from .rundir import predictions_file, read_log
 from .runs import plan, replicas
 
-TARGET_COLUMNS = {"cifar10": "CIFAR10", "cars": "Cars", "food": "Food", "pets": "Pets", "places": "Places",
+TARGET_COLUMNS = {"cifar10": "CIFAR10", "cars": "Cars", "food": "Food", "pets": "Pets", "places": "Places (logistic)",
                   "sun": "SUN", "voc": "VOC", "voc_svm": "VOC SVM", "imagenet_sgd": "ImageNet",
-                  "places_sgd": "Places (SGD)"}  # evaluation name -> column label
-TABLE2 = ("cifar10", "cars", "food", "pets", "places", "sun", "voc")
+                  "places_sgd": "Places"}  # evaluation name -> column label
+# Table 2's evaluations: logistic regression (Ericsson et al.), but Places with He et al.'s SGD layer (App. A.2)
+TABLE2 = ("cifar10", "cars", "food", "pets", "places_sgd", "sun", "voc")
 TASK_COLUMNS = {"voc_seg": "VOC_seg", "cityscapes_seg": "Cityscapes_seg", "nyud_seg": "NYUD_seg", "voc_det": "VOC_det_AP",
                 "davis": "DAVIS_JF", "nyud_depth": "NYUD_depth_rmse"}  # dense task -> tables.yaml column
 FROZEN_COLUMNS = {"voc_retrieval": "classes_7"}  # dense tasks on frozen features beside DAVIS (Table 6's main column)

@@ -2,8 +2,8 @@
 table's supervised ceiling (``revisit.supervised``) under the same budget.
 
 SGD (momentum 0.9, weight decay 1e-4), lr = base_lr x batch / 256 with a per-epoch cosine
-schedule (as the official MoCo code), mixed precision on CUDA, the views' colour steps on the GPU there
-(``augment.colour_on_device``). The params choose the views
+schedule (as the official MoCo code), float32 unless the params ask for autocast (``precision``), the views' colour
+steps on the GPU on CUDA (``augment.colour_on_device``). The params choose the views
 (multi-crop, constrained crops, IoU ceiling, A+) and the kNN loss with its start-up (App. B).
 Every ``log_every`` steps a JSON line goes to ``metrics.jsonl`` (loss, nearest-neighbour loss,
 instance accuracy, gradient norm, lr, images/s, training seconds so far, skipped images, rejected
