@@ -67,7 +67,7 @@ def adjust_hue(image: torch.Tensor, radians: torch.Tensor) -> torch.Tensor:
 
 
 class ColorJitter(K.ColorJitter):
-    """kornia's ColorJitter with ``adjust_hue`` as its hue step: the same views, the jitter 3x faster on a CPU
+    """kornia's ColorJitter with ``adjust_hue`` as its hue step: the same views (to 2e-6), the jitter 2x faster on a CPU
     (kornia's HSV round trip took 0.44 s of its 0.52 s for 64 images at 224 px on one core)."""
 
     def __init__(self, *args, **kwargs):
