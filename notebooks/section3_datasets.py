@@ -85,7 +85,8 @@ display(table1.style.format(precision=2, na_rep="-")
         .set_caption(f"Table 1: the paper's values beside ours, measured at profile '{profile.name}'"))
 display(Markdown(
     f"*uniform*: the most frequent class is less than {UNIFORM_MAX_IMBALANCE:g} times as frequent as the rarest "
-    "(image labels for the ImageNet-like sets, object-class occurrences for the scene sets). "
+    "(images per class for the ImageNet-like sets; for the scene sets, images holding an object of the class, "
+    "from COCO's and OpenImages' box annotations at the paper profile; BDD100K's are not read). "
     f"*discriminative*: random pairs of images differ by at least {DISCRIMINATIVE_MIN_DIVERSITY:g} "
     "(RMS distance of 8x8 colour thumbnails, in [0, 1] units)."))
 page.provenance(profile, PRETRAIN)

@@ -56,7 +56,27 @@ def test_pets_uses_mean_per_class_accuracy_and_voc_map():
     Y = np.stack([(X[:, 0] > 0), (X[:, 1] > 0.5)], 1).astype(int)
     split = {"train": slice(0, 150), "val": slice(150, 200), "test": slice(200, 300)}
     result = evaluate({k: X[s] for k, s in split.items()}, {k: Y[s] for k, s in split.items()}, "voc", c_grid("paper", 5))
-    assert result.metric == "mAP" and result.test > 90 and len(result.best_C) == 2
+    assert result.metric == "mAP" and result.test > 90 and len(result.best_C) == 1  # one C for all classes
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_the_c_sweep_runs_from_large_c_down_with_warm_starts_as_a_plain_loop():
+    """Ericsson et al.'s sweep, written out: largest C first, each fit starting from the last; ties go to larger C."""
+    from sklearn.linear_model import LogisticRegression
+
+    from revisit.linear.logistic import _sweep, best_c
+
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(120, 6)), rng.integers(0, 3, 120)
+    X[:, 0] += y
+    Cs = c_grid("paper", 6)
+    clf, expected = LogisticRegression(C=Cs[-1], solver="lbfgs", max_iter=2, warm_start=True), {}  # 2 iterations:
+    # each fit ends near where the last one left it, so the order of the sweep shows
+    for C in sorted(Cs, reverse=True):
+        clf.set_params(C=C)
+        expected[C] = 100.0 * float((clf.fit(X[:80], y[:80]).predict(X[80:]) == y[80:]).mean())
+    assert _sweep(X[:80], y[:80], X[80:], y[80:], Cs, 2, "top1_acc").tolist() == [expected[C] for C in Cs]
+    assert best_c(Cs, [1, 3, 3, 2, 3, 0]) == Cs[4] and best_c(Cs, [5, 0, 0, 0, 0, 0]) == Cs[0]
 
 
 def test_classifier_ap_all_point_hand_computed():

@@ -110,14 +110,20 @@ def test_coco_train2017(tmp_path):
     meta = {"images": [{"id": 25, "file_name": "000000000025.jpg", "height": 8, "width": 12},
                        {"id": 9, "file_name": "000000000009.jpg", "height": 8, "width": 12},
                        {"id": 30, "file_name": "000000000030.jpg", "height": 8, "width": 12}],
-            "annotations": [{"id": k, "image_id": i, "category_id": 1, "bbox": [0, 0, 2, 2], "area": 4, "iscrowd": 0}
-                            for k, i in enumerate([9, 9, 9, 25])],
-            "categories": [{"id": 1, "name": "person", "supercategory": "person"}]}
+            "annotations": [{"id": k, "image_id": i, "category_id": c, "bbox": [0, 0, 2, 2], "area": 4, "iscrowd": 0}
+                            for k, (i, c) in enumerate([(9, 1), (9, 1), (9, 3), (25, 3)])],
+            "categories": [{"id": 3, "name": "car", "supercategory": "vehicle"},
+                           {"id": 1, "name": "person", "supercategory": "person"}]}
     (tmp_path / "coco" / "annotations").mkdir()
     (tmp_path / "coco" / "annotations" / "instances_train2017.json").write_text(json.dumps(meta))
     images = coco_train2017(tmp_path)
     assert [f.name for f in images.files] == ["000000000009.jpg", "000000000025.jpg", "000000000030.jpg"]
-    assert images.objects.tolist() == [3, 1, 0] and images.labels is None
+    assert images.objects.tolist() == [3, 1, 0]
+    assert images.classes == ["person", "car"]  # by category id
+    assert images.labels.tolist() == [[1, 1], [0, 1], [0, 0]]  # classes present: Table 1's balance, the ceiling
+    from revisit.data.stats import class_counts
+
+    assert class_counts(images).tolist() == [1, 2]
     assert_readable(images, 2)
     assert_missing_fails(lambda: coco_train2017(tmp_path), tmp_path / "coco" / "train2017" / "000000000025.jpg")
 
@@ -128,12 +134,16 @@ def test_openimages_v4_train(tmp_path):
         write_jpg(tmp_path / "openimages" / "train" / f"{image_id}.jpg")
     header = ("ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,"
               "IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside")
-    rows = [f"{i},xclick,/m/01g317,1,0.1,0.5,0.1,0.5,0,0,0,0,0"
-            for i in ("000002b66c9c498e", "000002b66c9c498e", "00000c4a6c3ed6b4", "ffff_not_on_disk")]
+    rows = [f"{i},xclick,{mid},1,0.1,0.5,0.1,0.5,0,0,0,0,0"
+            for i, mid in (("000002b66c9c498e", "/m/01g317"), ("000002b66c9c498e", "/m/0k4j"),
+                           ("00000c4a6c3ed6b4", "/m/01g317"), ("ffff_not_on_disk", "/m/02wbm"))]
     write_text(tmp_path / "openimages" / "annotations" / "train-annotations-bbox.csv", [header, *rows])
     images = openimages_v4_train(tmp_path)
     assert [f.stem for f in images.files] == ["000002b66c9c498e", "000002b97e5471a0", "00000c4a6c3ed6b4"]
     assert images.objects.dtype == np.int64 and images.objects.tolist() == [2, 0, 1]
+    assert images.classes == ["/m/01g317", "/m/02wbm", "/m/0k4j"]  # every class of the box file, by MID
+    assert images.labels.tolist() == [[1, 0, 1], [0, 0, 0], [1, 0, 0]]
+    assert images.subset([2]).labels.tolist() == [[1, 0, 0]]  # OI-118K keeps its images' labels
     assert_readable(images)
 
 

@@ -67,28 +67,42 @@ def imagenet_train(root: Path) -> ImageSet:
 
 
 def coco_train2017(root: Path) -> ImageSet:
-    """COCO train2017: the images of the instances json, with their number of annotated objects."""
+    """COCO train2017: the images of the instances json, with their number of annotated objects and the object
+    classes present (multi-hot over the 80 categories: Table 1's class balance, the supervised ceiling's labels)."""
     layout = "coco/train2017/*.jpg and coco/annotations/instances_train2017.json"
     coco = Path(root).absolute() / "coco"
     images = require(coco / "train2017", "coco", layout)
     with require(coco / "annotations" / "instances_train2017.json", "coco", layout).open() as f:
         meta = json.load(f)
+    categories = sorted(meta["categories"], key=lambda c: c["id"])
+    column = {c["id"]: k for k, c in enumerate(categories)}
     counts = Counter(a["image_id"] for a in meta["annotations"])
-    entries = sorted((im["file_name"], counts[im["id"]]) for im in meta["images"])
-    listed = ImageSet("coco train2017", [images / name for name, _ in entries],
-                      objects=np.array([n for _, n in entries], np.int64))
+    entries = sorted((im["file_name"], im["id"]) for im in meta["images"])
+    row = {image_id: i for i, (_, image_id) in enumerate(entries)}
+    labels = np.zeros((len(entries), len(categories)), np.uint8)
+    for a in meta["annotations"]:
+        labels[row[a["image_id"]], column[a["category_id"]]] = 1
+    listed = ImageSet("coco train2017", [images / name for name, _ in entries], labels=labels,
+                      classes=[c["name"] for c in categories],
+                      objects=np.array([counts[image_id] for _, image_id in entries], np.int64))
     return _on_disk(listed, "coco", layout)
 
 
 def openimages_v4_train(root: Path) -> ImageSet:
-    """OpenImages-v4 train images present on disk, with their number of boxes (0 if none)."""
+    """OpenImages-v4 train images present on disk, with their number of boxes (0 if none) and the boxed classes
+    present (multi-hot over the classes of the box file, named by their MIDs; one byte per image and class)."""
     layout = "openimages/train/<ImageID>.jpg and openimages/annotations/train-annotations-bbox.csv"
     oi = Path(root).absolute() / "openimages"
     files = sorted(require(oi / "train", "openimages", layout).glob("*.jpg"))
     boxes = pd.read_csv(require(oi / "annotations" / "train-annotations-bbox.csv", "openimages", layout),
-                        usecols=["ImageID"], dtype=str)
-    counts = boxes["ImageID"].value_counts().reindex([f.stem for f in files], fill_value=0)
-    return ImageSet("openimages-v4 train", files, objects=counts.to_numpy(np.int64))
+                        usecols=["ImageID", "LabelName"], dtype=str)
+    stems = pd.Index([f.stem for f in files])
+    counts = boxes["ImageID"].value_counts().reindex(stems, fill_value=0)
+    classes = sorted(boxes["LabelName"].unique())
+    rows, columns = stems.get_indexer(boxes["ImageID"]), pd.Index(classes).get_indexer(boxes["LabelName"])
+    labels = np.zeros((len(files), len(classes)), np.uint8)
+    labels[rows[rows >= 0], columns[rows >= 0]] = 1
+    return ImageSet("openimages-v4 train", files, labels=labels, classes=classes, objects=counts.to_numpy(np.int64))
 
 
 def bdd100k_train(root: Path) -> ImageSet:

@@ -1,8 +1,8 @@
 """Dataset statistics of Table 1, measured on the images and annotations themselves.
 
 * objects per image: mean of the annotated (twins: visible) objects per image;
-* uniform: class imbalance = most frequent / least frequent class count (of image labels, or of
-  object-class occurrences for multi-label scenes); "uniform" when below 2;
+* uniform: class imbalance = most frequent / least frequent class count (of image labels, or for multi-label
+  scenes of the images holding an object of the class); "uniform" when below 2;
 * discriminative: image diversity = mean distance between random pairs of 8x8 colour thumbnails
   (RMS over pixels, in [0, 1] units); monotonous street scenes score low. The threshold is ours,
   stated where the table is shown.
@@ -18,7 +18,8 @@ DISCRIMINATIVE_MIN_DIVERSITY = 0.2
 
 
 def class_counts(images) -> np.ndarray | None:
-    """Images (single label) or object occurrences (multi-hot) per class; ``None`` without labels."""
+    """Images per class (single label), or images holding an object of the class (multi-hot); ``None`` without
+    labels."""
     if images.labels is None:
         return None
     labels = np.asarray(images.labels)
