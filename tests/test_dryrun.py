@@ -39,7 +39,7 @@ def test_the_paper_profiles_evaluations_are_timed_at_the_recipes_sizes_and_proje
     work = evaluation_dry_run(profile, batch=1, steps=1, device="cpu", echo=lines.append)
     book = {r.name for r in book_runs(profile) if r.experiment.kind in ("linear", "transfer")}
     assert set(work["run"]) == book and len(lines) == work["kind"].nunique()  # each kind measured once
-    assert (work["s/unit"] > 0).all() and (work["count"] > 0).all()
+    assert (work["s/unit"] > 0).all() and (work["count"] > 0).all() and work["peak GiB"].isna().all()  # no GPU
     moco = work[work["run"] == "linear/table4/moco"]  # VOC07 SVM, then 100 SGD epochs on ImageNet and on Places
     assert moco["count"].sum() == (5_011 + 4_952) + (100 * 1_281_167 + 50_000) + (100 * 1_803_460 + 36_500)
     assert set(moco["kind"]) == {"frozen resnet50 features, 224 px"}

@@ -274,24 +274,29 @@ def _sync(device: str):
 
 def evaluation_dry_run(profile: Profile, batch: int | None = None, steps: int = 3, device: str | None = None,
                        echo=print) -> pd.DataFrame:
-    """One row per (linear or transfer run of the book, work): its kind, count, unit, measured seconds per unit and
-    projected hours. ``batch`` defaults to 16 on a GPU and to 1 on a CPU."""
+    """One row per (linear or transfer run of the book, work): its kind, count, unit, measured seconds per unit, peak
+    accelerator memory at the measured batch (None on a CPU) and projected hours. ``batch`` defaults to 16 on a GPU
+    and to 1 on a CPU."""
     import torch
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     batch = batch or (16 if device.startswith("cuda") else 1)
     runs = [run for run in book_runs(profile) if run.experiment.kind in ("linear", "transfer")]
-    seconds, rows = {}, []
+    cuda, seconds, peaks, rows = device.startswith("cuda"), {}, {}, []
     for run in runs:
         for work, count in evaluation_work(run):
             if work not in seconds:
                 start = time.perf_counter()
+                if cuda:
+                    torch.cuda.reset_peak_memory_stats()
                 seconds[work] = measure_work(work, batch, steps, device)
+                peaks[work] = torch.cuda.max_memory_allocated() / 2**30 if cuda else None  # at the measured batch
                 unit = "image" if work.task == "features" else "step"
-                echo(f"{work.kind}: {seconds[work]:.3f} s/{unit} ({time.perf_counter() - start:.0f} s)")
+                echo(f"{work.kind}: {seconds[work]:.3f} s/{unit}"
+                     + (f", peak {peaks[work]:.1f} GiB" if cuda else "") + f" ({time.perf_counter() - start:.0f} s)")
             rows.append({"run": run.name, "kind": work.kind, "count": count,
                          "unit": "images" if work.task == "features" else "steps", "s/unit": seconds[work],
-                         "hours": count * seconds[work] / 3600})
+                         "peak GiB": peaks[work], "hours": count * seconds[work] / 3600})
     table = pd.DataFrame(rows)
     table.attrs["device"] = device
     return table
