@@ -139,7 +139,8 @@ def training_step(files, device: str, batch: int, steps: int, workers: int):
         collate_fn=collate, persistent_workers=workers > 0)
     viewset = ours(files, **sizes, colour_in_loader=not colour_on_device(device))
     reference = ReferenceSet(files, **sizes)
-    fixed = next(iter(loader(ours(files, **sizes), viewset.collate)))
+    coloured = ours(files, **sizes)  # the model-only bound's batch: coloured once, in the loader
+    fixed = next(iter(loader(coloured, coloured.collate)))
     premade = {k: fixed[k].to(device) for k in ("anchor", "positive", "small")}
     name = torch.cuda.get_device_name() if paper else f"CPU, {torch.get_num_threads()} threads"
     print(f"training step, {p.arch} at {sizes['size']} px, batch {batch}, {workers} loader workers, on {name}:")
