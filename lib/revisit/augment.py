@@ -54,7 +54,8 @@ def adjust_hue(image: torch.Tensor, radians: torch.Tensor) -> torch.Tensor:
     rotated hue is ``V - C clamp(min(k, 4 - k), 0, 1)`` with ``k = (n + H') mod 6``, n = 5, 3, 1.
     """
     r, g, b = image.unbind(-3)
-    value, chroma = image.amax(-3), image.amax(-3) - image.amin(-3)
+    value = image.amax(-3)
+    chroma = value - image.amin(-3)
     safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
     sextant = torch.where(value == r, (g - b) / safe, torch.where(value == g, (b - r) / safe + 2, (r - g) / safe + 4))
     shift = torch.as_tensor(radians, dtype=image.dtype, device=image.device) * (3 / math.pi)
