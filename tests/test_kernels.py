@@ -145,3 +145,64 @@ def test_a_killed_client_takes_its_forked_kernel_with_it(warm, tmp_path):
     client.wait()
     kernel.wait(timeout=10)  # the kernel saw its client's connection close and exited
     asyncio.run(manager.cleanup_resources())  # its connection file and IPC sockets
+
+
+def test_a_run_stopped_by_a_signal_leaves_no_kernel_to_write_after_it(warm, tmp_path):
+    """SIGTERM in a batch raises ``Terminated`` out of papermill mid-cell, past its cleanup: the kernel must be gone
+    when ``execute_notebook`` raises, or it could still write results after the batch recorded the run stopped."""
+    import signal
+
+    import psutil
+
+    from revisit.batch import Terminated
+
+    late = tmp_path / "late.txt"
+    source = trivial_notebook(tmp_path / "nb.ipynb", f"import time\ntime.sleep(6)\nopen({str(late)!r}, 'w')")
+    zygote = next(p for p in psutil.Process().children() if "--serve" in p.cmdline())
+
+    def terminated(signum, frame):
+        raise Terminated(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGALRM, terminated)
+    try:
+        signal.alarm(3)
+        with pytest.raises(Terminated):
+            kernels.execute_notebook(source, tmp_path / "out.ipynb", {"value": 1}, tmp_path, sys.stdout)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not [p for p in zygote.children() if p.status() != psutil.STATUS_ZOMBIE]  # the kernel is gone
+    time.sleep(6)
+    assert not late.exists()
+
+
+def test_a_forked_kernel_outlives_its_zygote_but_not_its_client(tmp_path):
+    """A batch killed by SIGKILL takes its zygote down at once; its kernels must stay until their runs stop them (an
+    orderly stop records why), then go with their clients. A kernel forked later does not hold an earlier one's
+    connection, so each client sees its own kernel end."""
+    import psutil
+
+    from revisit import zygote
+
+    def fork_kernel(server, name):
+        manager = kernels.IpcKernelManager(connection_file=str(tmp_path / f"{name}.json"))
+        manager.write_connection_file()
+        known = {k.pid for k in server.children()}
+        client = subprocess.Popen(manager.format_kernel_cmd(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env={**os.environ, "JPY_PARENT_PID": str(os.getpid())})  # as jupyter_client
+        deadline = time.time() + 120
+        while not (new := [k for k in server.children() if k.pid not in known]) and time.time() < deadline:
+            time.sleep(0.1)
+        return client, new[0]
+
+    with zygote.running():
+        server = next(p for p in psutil.Process().children() if "--serve" in p.cmdline())
+        (client_a, kernel_a), (client_b, kernel_b) = fork_kernel(server, "a"), fork_kernel(server, "b")
+        server.terminate()
+        server.wait(timeout=30)
+        time.sleep(3)  # ipykernel's parent poller would have ended both within a second
+        assert kernel_a.is_running() and kernel_b.is_running() and client_a.poll() is None
+        kernel_a.terminate()
+        assert client_a.wait(timeout=10) != 0  # its client saw it end, though kernel b was forked after it
+        client_b.kill()
+        kernel_b.wait(timeout=10)  # went with its client

@@ -73,7 +73,7 @@ def serve(path: str, preload=PRELOAD):
         while True:
             if select.select([listener], [], [], 0.25)[0]:
                 conn, _ = listener.accept()
-                pid = _fork_kernel(listener, conn)
+                pid = _fork_kernel(listener, conn, children.values())
                 if pid:
                     children[pid] = conn
             _reap(children)
@@ -82,8 +82,10 @@ def serve(path: str, preload=PRELOAD):
             os.unlink(path)
 
 
-def _fork_kernel(listener: socket.socket, conn: socket.socket) -> int | None:
-    """Read a client's request (JSON and its three standard streams) and fork the kernel; the child never returns."""
+def _fork_kernel(listener: socket.socket, conn: socket.socket, others=()) -> int | None:
+    """Read a client's request (JSON and its three standard streams) and fork the kernel; the child never returns.
+    The child closes the connections of the ``others`` kernels: a client whose zygote died sees its kernel end
+    when no process but that kernel holds the other end."""
     try:
         message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
         request = json.loads(message)
@@ -94,7 +96,8 @@ def _fork_kernel(listener: socket.socket, conn: socket.socket) -> int | None:
     if pid == 0:
         code = 1
         try:
-            listener.close()
+            for sock in (listener, *others):
+                sock.close()
             code = _become_kernel(conn, request, fds)
         finally:
             os._exit(code)
@@ -127,8 +130,10 @@ def _become_kernel(conn: socket.socket, request: dict, fds: list[int]) -> int:
     threading.Thread(target=exit_when_client_dies, daemon=True).start()
     from ipykernel.kernelapp import IPKernelApp
 
-    # traitlets read JPY_PARENT_PID when ipykernel was imported, in the zygote: give the kernel its own launcher's
-    app = IPKernelApp.instance(parent_handle=int(request["env"].get("JPY_PARENT_PID") or 0))
+    # No parent poller: it would end the kernel within a second of the zygote's death (reparented to init), and a
+    # batch killed by SIGKILL takes its zygote down at once, racing its runs' orderly stop. The kernel lives as long
+    # as its client (the thread above), which dies with the run's process.
+    app = IPKernelApp.instance(parent_handle=0)
     app.initialize(request["argv"])
     app.start()
     for stream in (sys.stdout, sys.stderr):
