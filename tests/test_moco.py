@@ -193,8 +193,30 @@ def test_nn_loss_switches_on_with_its_weight_and_enqueue_first_sees_the_batch():
     loss1, _, nn1 = model(x, x, nn_weight=0.4)
     assert nn1.item() > 0
     first = small_moco(nn_k=1)
-    first(x, x, nn_weight=0.4, enqueue_first=True)
+    first(x, x, nn_weight=0.4, nn_startup="enqueue_first")
     assert int(first.queue_ptr) == 8
+
+
+@pytest.mark.parametrize("startup", ["warmup", "enqueue_first"])
+def test_nn_startups_mine_and_score_against_the_queue_states_of_app_b(startup):
+    """A plain recomputation of Eq. 2 (k = 1) from the queues before and after the step: "warmup" mines the old
+    queue; "enqueue_first" mines the one holding the batch, but scores against the old head queue (App. B's
+    footnote: "a mismatch between the logits and the memory bank", as the authors' builder_ours.py)."""
+    model = small_moco(nn_k=1).eval()  # BN from running statistics: the recomputed features equal the step's
+    x = torch.randn(8, 3, 16, 16)
+    queue, queue_g = model.queue.clone(), model.queue_g.clone()
+    _, _, loss_nn = model(x, x, nn_weight=0.4, nn_startup=startup)
+    with torch.no_grad():
+        g = F.normalize(model.encoder_q[0](x), dim=1)
+        q = F.normalize(model.encoder_q(x), dim=1)
+    mined = queue_g if startup == "warmup" else model.queue_g
+    expected = 0.0
+    for i in range(8):
+        neighbour = max(range(16), key=lambda j: float(g[i] @ mined[:, j]))
+        if startup == "enqueue_first":
+            assert neighbour == i  # the positive equals its anchor: it picks its own key, enqueued first
+        expected -= torch.log_softmax(q[i] @ queue / 0.2, dim=0)[neighbour] / 8
+    assert torch.allclose(loss_nn, expected, atol=1e-5)
 
 
 def _shuffle_worker(rank, world, rdv, out):

@@ -129,6 +129,7 @@ class PretrainParams:
     nn_lambda: float = field(default=0.0, metadata=_range(0.0))  # 0 = off
     nn_k: int = field(default=20, metadata=_range(1, 65536))
     nn_features: str = field(default="backbone", metadata=_choices("backbone", "head"))
+    # App. B's start-ups: a warm-up of nn_warmup_epochs, or the batch enqueued before mining (moco.MoCo.forward)
     nn_startup: str = field(default="warmup", metadata=_choices("warmup", "enqueue_first"))
     nn_warmup_epochs: float = field(default=5.0, metadata=_range(0.0, MAX_EPOCHS))
     # keep the backbone every n epochs (Figure 5); 0 = never

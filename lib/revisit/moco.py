@@ -159,12 +159,14 @@ class MoCo(nn.Module):
         keys[perm] = encoded
         return keys.view(-1, anchors.shape[0], *keys.shape[1:])[rank]
 
-    def forward(self, anchor, positive, small=None, nn_weight=0.0, enqueue_first=False):
+    def forward(self, anchor, positive, small=None, nn_weight=0.0, nn_startup="warmup"):
         """Losses of one batch: ``anchor``, ``positive`` ``(B, 3, H, W)``, ``small`` ``(B, N, 3, h, w)`` or None.
 
         Returns the total loss, the instance logits ``(B * (1 + N), 1 + K)`` (positive logit first) and
-        the nearest-neighbour loss (0 when ``nn_weight`` is 0). ``enqueue_first`` enqueues the batch's
-        keys before mining neighbours (App. B's second start-up); the instance loss never sees them.
+        the nearest-neighbour loss (0 when ``nn_weight`` is 0). ``nn_startup`` (App. B): "warmup" enqueues the
+        batch's keys after the losses; "enqueue_first" before mining the neighbours, whose logits stay against the
+        queue before the enqueue (the "mismatch" of App. B's footnote, as the authors' ``builder_ours.py``). The
+        instance loss never sees the batch's keys.
         """
         backbone, head = self.encoder_q
         feats = self._grouped(backbone, positive).unsqueeze(1)  # (B, 1, Cg)
@@ -175,26 +177,27 @@ class MoCo(nn.Module):
             self.momentum_update()
             g = self.key_features(anchor)
         with torch.autocast(feats.device.type, enabled=False):  # heads, logits, losses in float32 under any autocast
-            return self._losses(feats.float(), g.float(), head, nn_weight, enqueue_first)
+            return self._losses(feats.float(), g.float(), head, nn_weight, nn_startup)
 
-    def _losses(self, feats, g, head, nn_weight, enqueue_first):
+    def _losses(self, feats, g, head, nn_weight, nn_startup):
         """``forward`` from the backbone features on: query ``feats`` ``(B, L, Cg)``, key ``g`` ``(B, Cg)``."""
         q = F.normalize(head(feats), dim=-1)  # (B, L, C): positives stay lined up with their anchor
         with torch.no_grad():
             k, k_g = F.normalize(self.encoder_k[1](g), dim=1), F.normalize(g, dim=1)
-        logits = info_nce_logits(q, k, self.queue.clone().detach(), self.temperature)
+        before = self.queue.clone().detach()
+        logits = info_nce_logits(q, k, before, self.temperature)
         loss = _instance_loss(logits)
         loss_nn = torch.zeros((), device=loss.device)
         keys_g = k_g if hasattr(self, "queue_g") else None  # only kNN-MoCo mining on backbone features keeps them
+        enqueue_first = nn_startup == "enqueue_first"
         if enqueue_first:
             self.enqueue(k, keys_g)
         if nn_weight:
-            queue = self.queue.clone().detach()
             if self.nn_features == "backbone":
                 mine_q, bank = F.normalize(feats, dim=-1).flatten(0, 1), self.queue_g  # read-only, no gradient
             else:
-                mine_q, bank = q.flatten(0, 1), queue
-            loss_nn = knn_loss(mine_q, bank, q.flatten(0, 1) @ queue, self.nn_k, self.temperature)
+                mine_q, bank = q.flatten(0, 1), self.queue.clone().detach()
+            loss_nn = knn_loss(mine_q, bank, q.flatten(0, 1) @ before, self.nn_k, self.temperature)
             loss = loss + nn_weight * loss_nn
         if not enqueue_first:
             self.enqueue(k, keys_g)

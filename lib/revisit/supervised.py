@@ -36,7 +36,7 @@ class Supervised(nn.Module):
         """What ``forward`` takes from a ``ViewSet`` batch: the anchor views and the indices of their images."""
         return batch["anchor"].to(device, non_blocking=True), batch["image"].to(device, non_blocking=True)
 
-    def forward(self, anchor, image, nn_weight=0.0, enqueue_first=False):
+    def forward(self, anchor, image, nn_weight=0.0, nn_startup="warmup"):
         """The classification loss of one batch, the logits ``(B, C)`` and a zero (no nearest-neighbour loss)."""
         logits = self.classifier(self.encoder(anchor))
         target = self.labels[image]

@@ -213,8 +213,7 @@ def pretrain(p: PretrainParams, images, run_dir, device: str | None = None, prog
                 global_step = epoch * steps_per_epoch + step
                 nn_weight = p.nn_lambda if global_step >= warmup_steps else 0.0
                 with torch.autocast(torch.device(device).type, dtype=low, enabled=low is not None):
-                    loss, logits, loss_nn = net(*inputs, nn_weight=nn_weight,
-                                                enqueue_first=p.nn_startup == "enqueue_first")
+                    loss, logits, loss_nn = net(*inputs, nn_weight=nn_weight, nn_startup=p.nn_startup)
                 _check_finite("loss", loss, global_step, epoch, p)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
