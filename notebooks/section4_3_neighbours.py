@@ -103,7 +103,8 @@ display(Markdown(verdicts.summary(checked) + " " + blind_note(ranges)))
 # training the queue holds random vectors, so neighbours mean nothing. App. B offers two remedies with
 # "similar results": switch the neighbour loss on after a few epochs (our default), or enqueue the
 # current batch before mining, so that each positive's own anchor is among its candidates from the first
-# step.
+# step; the neighbours' logits are still taken against the queue before the enqueue, the "mismatch" App. B's
+# footnote accepts (and the authors' code has).
 
 # %% tags=["hide-input"]
 variants = linear_scores(VARIANTS, profile, VOC)["VOC SVM"]

@@ -44,7 +44,8 @@ def test_the_paper_profiles_evaluations_are_timed_at_the_recipes_sizes_and_proje
     assert moco["count"].sum() == (5_011 + 4_952) + (100 * 1_281_167 + 50_000) + (100 * 1_803_460 + 36_500)
     assert set(moco["kind"]) == {"frozen resnet50 features, 224 px"}
     coco = work[work["run"] == "transfer/table3/coco"].set_index("kind")["count"]
-    assert coco["voc_seg training resnet50, 513 px, batch 16"] == 45 * (10_582 // 16)  # App. A.3: about 30k
+    assert coco["voc_seg training resnet50, 513 px, batch 16"] == 5 * 45 * (10_582 // 16)  # App. A.3: about 30k,
+    # five runs (the authors' code)
     assert coco["voc_det training resnet50, 800 px, batch 16"] == 24_000
     assert coco["frozen resnet50 features, 480 px"] == 1_999  # DAVIS-2017 val's frames
     pretraining = paper_pretraining[0]

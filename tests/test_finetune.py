@@ -100,3 +100,25 @@ def test_depth_follows_the_zoom():
     _, target = Augmented(data, protocol, resize=None, seed=0)[0]
     assert set(np.unique(target.numpy())) <= {0.5, 1.0, 1.5, 2.0}  # 1-4 m seen twice as close
     assert target.max() <= 2.0 and target.min() >= 0.5
+
+
+def test_runs_keep_their_best_epoch_on_the_test_split_and_are_averaged():
+    """The authors' protocol (best val epoch, mean of runs) against a plain loop: each run finetuned again with its
+    seed, every epoch scored; the kept score is the best of them."""
+    from revisit.dense.finetune import finetune, score
+
+    protocol = scaled(PROTOCOLS["voc_seg"], schedule=8 / 45, crop_scale=32 / 513, lr_scale=30, head_channels=16)
+    torch.manual_seed(0)
+    backbone, train, test = build_backbone("resnet_small", 8), squares(48), squares(16, seed=1)
+    best = finetune_and_score(backbone, train, test, protocol, seed=4, progress=False, runs=2, keep="best")
+    for run, kept in enumerate(best.runs):
+        scores = []
+        finetune(backbone, train, protocol, seed=4 + run, progress=False,
+                 after_epoch=lambda model, epoch: scores.append(score(model, test, "segmentation", progress=False)[0]))
+        assert len(scores) == protocol.epochs == 8 and kept == pytest.approx(max(scores))
+        if run == 0:
+            last = finetune_and_score(backbone, train, test, protocol, seed=4, progress=False)
+            assert last.runs == [pytest.approx(scores[-1])] and last.value == pytest.approx(scores[-1])
+            assert last.value < kept  # this run's best epoch came before its last
+    assert best.runs[0] != best.runs[1] and best.value == pytest.approx(np.mean(best.runs))
+    assert best.predictions.labels.sum() == 2 * last.predictions.labels.sum()  # both runs' pixels, pooled

@@ -142,3 +142,17 @@ def test_logistic_regression_stops_where_ericssons_code_does():
     from revisit.config import LinearParams
 
     assert LinearParams().max_iter == LogisticRegression().max_iter == 100
+
+
+def test_the_logistic_views_square_and_ericssons_short_side_crop():
+    """An 80 x 40 image, dark in its 12 px borders: the square view keeps them, Ericsson et al.'s
+    short side to 20 px (80 x 40 -> 40 x 20) then centre 20 px crop sees only the bright middle."""
+    from revisit.linear.features import LOGISTIC_VIEWS
+
+    image = torch.zeros(3, 40, 80, dtype=torch.uint8)
+    image[:, :, 12:68] = 255
+    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    square, crop = (LOGISTIC_VIEWS[view](20)(image) * std + mean for view in ("square", "short_side_crop"))
+    assert square.shape == crop.shape == (3, 20, 20)
+    assert square[:, :, 0].max() < 0.05 and square[:, :, 6:14].min() > 0.95  # borders dark, middle bright
+    assert crop.min() > 0.95  # x 20-60 of the original only, all bright

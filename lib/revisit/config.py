@@ -159,6 +159,9 @@ class LinearParams:
     grid_size: int = field(default=45, metadata=_range(1, 1000))
     max_iter: int = field(default=100, metadata=_range(1, 10**6))  # L-BFGS iterations per fit: scikit-learn's
     # default, as Ericsson et al.'s code that produced Table 2 (the paper does not say)
+    # the logistic regressions' view of an image: "square", resized to image_size x image_size (App. A.2's text);
+    # "short_side_crop", the short side resized to image_size (bicubic), then the centre crop (Ericsson et al.'s code)
+    view: str = field(default="square", metadata=_choices("square", "short_side_crop"))
     train_images: int | None = field(default=None, metadata=_range(1, MAX_IMAGES))  # None = the official split
     test_images: int | None = field(default=None, metadata=_range(1, MAX_IMAGES))
     batch_size: int = field(default=256, metadata=_range(1, MAX_BATCH))
@@ -193,6 +196,10 @@ class TransferParams:
     resolution: float = field(default=1.0, metadata=_positive(8.0))  # x every recipe's input sizes (crops, 512, 800)
     lr_scale: float = field(default=1.0, metadata=_positive())  # x every recipe's learning rate
     head_channels: int = field(default=256, metadata=_range(1, 4096))  # FCN / ASPP width
+    # Segmentation and depth: the mean of finetune_runs runs (seeds seed, seed + 1, ...), each keeping its best epoch
+    # on the test split (val) or its last. The paper is silent; the authors' code keeps the best, of five runs
+    finetune_runs: int = field(default=5, metadata=_range(1, 100))
+    finetune_epoch: str = field(default="best", metadata=_choices("best", "last"))
     resize: int | None = field(default=None, metadata=_range(8, MAX_SIDE))  # short side of images; None = native
     max_crop: int | None = field(default=None, metadata=_range(8, MAX_SIDE))  # cap on crops; None = the recipe's
     det_batch_size: int = field(default=16, metadata=_range(1, 1024))

@@ -207,9 +207,10 @@ def evaluation_work(run) -> list[tuple[Work, int]]:
         train, test = p.train_images or train, p.test_images or test
         if task in PROTOCOLS:
             recipe = scaled(PROTOCOLS[task], p.schedule, p.resolution, p.lr_scale, p.head_channels, train, p.max_crop)
+            scorings = recipe.epochs if p.finetune_epoch == "best" else 1  # the best epoch: every one is scored
             work.append((Work(task, p.arch, p.width, recipe.crop, recipe.batch_size, recipe.head_channels),
-                         recipe.epochs * max(train // recipe.batch_size, 1)))
-            work.append((Work("features", p.arch, p.width, recipe.crop), test))
+                         p.finetune_runs * recipe.epochs * max(train // recipe.batch_size, 1)))
+            work.append((Work("features", p.arch, p.width, recipe.crop), p.finetune_runs * scorings * test))
         elif task == "voc_det":
             d = detection_params(p)
             work.append((Work(task, p.arch, p.width, d.test_size, d.batch_size), d.iterations))

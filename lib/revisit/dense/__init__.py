@@ -71,9 +71,11 @@ def _finetuned(task, backbone, p: TransferParams, device, progress):
     train, test = dense_splits(task, p)
     protocol = scaled(PROTOCOLS[task], p.schedule, p.resolution, p.lr_scale, p.head_channels, len(train),
                       p.max_crop)
-    r = finetune_and_score(backbone, train, test, protocol, p.resize, p.workers, device, p.seed, progress)
+    r = finetune_and_score(backbone, train, test, protocol, p.resize, p.workers, device, p.seed, progress,
+                           p.finetune_runs, p.finetune_epoch)
     details = {"per_class": dict(zip(test.classes, r.per_class)), "train_loss": r.train_loss, "epochs": protocol.epochs,
-               "crop": protocol.crop, "lr": protocol.lr, "skipped_images": r.skipped, "constant": r.constant}
+               "crop": protocol.crop, "lr": protocol.lr, "skipped_images": r.skipped, "constant": r.constant,
+               "runs": r.runs, "kept_epoch": p.finetune_epoch}
     return TaskResult(task, METRICS[task], r.value, r.n_train, r.n_test, r.seconds, details, predictions=r.predictions)
 
 

@@ -13,8 +13,17 @@ from ..augment import normalize
 
 
 def resize_square(size: int) -> v2.Compose:
-    """Ericsson et al.'s test-time view: the whole image resized to ``size`` x ``size``."""
+    """The logistic regressions' view in App. A.2's text: the whole image resized to ``size`` x ``size``."""
     return v2.Compose([v2.Resize([size, size], antialias=True), normalize()])
+
+
+def short_side_crop(size: int) -> v2.Compose:
+    """The same in Ericsson et al.'s code: the short side resized to ``size`` (bicubic), then the centre crop."""
+    return v2.Compose([v2.Resize(size, interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
+                       v2.CenterCrop(size), normalize()])
+
+
+LOGISTIC_VIEWS = {"square": resize_square, "short_side_crop": short_side_crop}  # LinearParams.view
 
 
 def resize_center_crop(size: int) -> v2.Compose:

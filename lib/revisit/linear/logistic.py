@@ -1,7 +1,8 @@
 """Logistic regression on frozen features (paper App. A.2, Table 2; protocol of Ericsson et al., 2021).
 
 Features (``revisit.linear.features``): the frozen backbone in eval mode (weights and BN statistics), pooled,
-images resized to a square (224 px at paper scale), no augmentation. Classifier: scikit-learn
+images resized to a square (224 px at paper scale, App. A.2; ``view: short_side_crop`` for Ericsson et al.'s short
+side and centre crop), no augmentation. Classifier: scikit-learn
 multinomial ``LogisticRegression`` (L-BFGS) on standardised features; the L2 constant is picked
 on a validation split among 45 log-spaced values (swept from large C down with warm starts, as Ericsson et al.'s
 code), then the model is refit on train + val and scored on test; each fit stops after ``max_iter`` L-BFGS
@@ -25,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from ..bootstrap import Predictions, bounds
 from ..config import LinearParams
 from ..metrics import classifier_ap
-from .features import extract_features, resize_square
+from .features import LOGISTIC_VIEWS, extract_features
 
 METRICS = {"pets": "mean_per_class_acc", "voc": "mAP"}  # every other target: top-1 accuracy
 
@@ -129,11 +130,12 @@ def _evaluate(features, labels, target, Cs, max_iter, skipped):
 
 
 def evaluate_backbone(backbone, splits: dict, target: str, image_size, Cs, max_iter=LinearParams.max_iter,
-                      batch_size=256, workers=0, device="cpu", progress=True) -> LinearResult:
-    """Extract features of every split of ``target`` with ``backbone``, then ``evaluate``."""
+                      batch_size=256, workers=0, device="cpu", progress=True, view=LinearParams.view) -> LinearResult:
+    """Extract features of every split of ``target`` with ``backbone`` (``view``: ``features.LOGISTIC_VIEWS``),
+    then ``evaluate``."""
     features, labels, skipped = {}, {}, 0
     for split, images in splits.items():
-        X, index, n_skipped = extract_features(backbone, images, resize_square(image_size), batch_size, workers, device,
-                                               progress)
+        X, index, n_skipped = extract_features(backbone, images, LOGISTIC_VIEWS[view](image_size), batch_size, workers,
+                                               device, progress)
         features[split], labels[split], skipped = X, images.labels[index], skipped + n_skipped
     return evaluate(features, labels, target, Cs, max_iter, skipped)
