@@ -121,6 +121,7 @@ display(Markdown(uncertainty_note("MoCo") + " " + blind_note(ranges4) + " MoCo a
 display(Markdown(floor_summary(ours[list(ours.columns[:3])], constant_floors(TRANSFER, profile, DENSE))))
 page.missing(ours, profile, "section4_1_multicrop")
 page.provenance(profile, LINEAR, TRANSFER)
+page.released(profile, 200, DENSE + EVALUATIONS)  # the authors' checkpoints, where evaluated (README)
 
 # %% [markdown]
 # The same numbers as gains over MoCo after each step. In the paper every step adds a little on

@@ -74,6 +74,7 @@ display(ref.loc[["DenseCL", "VirTex"]].style.format(precision=1).format({"NYUD_d
 display(Markdown(floor_summary(ours[list(ours.columns[:5])], constant_floors(TRANSFER, profile, DENSE))))
 page.missing(ours, profile, "section4_4_sota")
 page.provenance(profile, LINEAR, TRANSFER)
+page.released(profile, 800, DENSE + EVALUATIONS)  # the authors' checkpoints, where evaluated (README)
 
 # %% tags=["hide-input"]
 plots.ablation_steps(ours.drop(index=BOUNDS), ref.drop(index=["rand_init", "DenseCL", "VirTex"]), "MoCo");

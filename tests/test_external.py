@@ -104,3 +104,24 @@ def test_an_evaluation_of_an_external_checkpoint_needs_no_pretraining_run(tmp_pa
     assert plan("linear/released", load_profile("paper")).run_id == run.run_id  # the params as written name the run
     with pytest.raises(ParamsError, match="external checkpoints are ResNet-50s"):
         plan("linear/released", load_profile("smoke"))
+
+
+def test_the_pages_show_a_released_model_beside_the_readme_once_its_run_finished(tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+
+    from revisit.results import released
+
+    monkeypatch.setenv("REVISIT_RUNS", str(tmp_path))
+    paper, smoke = load_profile("paper"), load_profile("smoke")
+    assert released(paper, 800, ("voc_svm", "voc_seg"))[0].empty  # no run yet
+    assert released(smoke, 800, ("voc_svm",))[0].empty  # a book profile cannot plan it (not a ResNet-50)
+    run = plan("linear/released/ours_coco_800ep", paper)
+    run.dir.mkdir(parents=True)
+    (run.dir / "metrics.json").write_text(json.dumps({"targets": {"voc_svm": {"test": 84.0}}}))
+    ours, readme = released(paper, 800, ("voc_svm", "voc_seg"))
+    assert list(ours.index) == ["Ours_800"] and ours.loc["Ours_800", "VOC SVM"] == 84.0
+    assert np.isnan(ours.loc["Ours_800", "VOC_seg"])  # its transfer run has not run
+    assert readme.loc["Ours_800"].to_dict() == {"VOC SVM": 85.9, "VOC_seg": 73.5}  # the README's model zoo
+    assert released(paper, 200, ("voc_svm",))[0].empty

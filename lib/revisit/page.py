@@ -77,3 +77,15 @@ def provenance(profile: Profile, *groups: dict):
                  f'<code>{profile.name}</code>, {done} done (folders under <code>runs/{profile.name}/</code>)</summary>'
                  '<table><tr><th>row</th><th>params</th><th>run id</th><th>pretraining run</th><th>commit</th><th>state</th></tr>'
                  f'{cells}</table></details>'))
+
+
+def released(profile: Profile, epochs: int, evaluations):
+    """The authors' released models of ``epochs`` as evaluated here beside their README's numbers
+    (``results.released``), where their runs have finished; nothing otherwise."""
+    from .results import released as released_scores
+
+    ours, zoo = released_scores(profile, epochs, evaluations)
+    if ours.empty:
+        return
+    display(pd.concat({"evaluated here": ours, "the authors' README": zoo}, axis=1).style.format(
+        precision=1, na_rep="-").set_caption(f"The authors' released {epochs}-epoch models (profile '{profile.name}')"))

@@ -55,7 +55,12 @@ def _cells(experiments: dict, profile: Profile, evaluations, cell) -> pd.DataFra
 def scores(experiments: dict, profile: Profile, evaluations=TABLE2) -> pd.DataFrame:
     """Test scores: rows = ``experiments`` labels, columns = ``evaluations`` (linear evaluations and dense tasks) by
     their paper names. A linear run counts once done, a dense task as soon as its ``tasks/<task>.json`` exists."""
-    return _cells(experiments, profile, evaluations, lambda r: number(r["test"] if "test" in r else r["value"]))
+    return _cells(experiments, profile, evaluations, _score)
+
+
+def _score(result: dict) -> float:
+    """The test score of one finished evaluation (a linear target's ``test``, a dense task's ``value``)."""
+    return number(result["test"] if "test" in result else result["value"])
 
 
 def linear_scores(experiments: dict, profile: Profile, evaluations=TABLE2) -> pd.DataFrame:
@@ -280,6 +285,37 @@ def snapshot_scores(experiments: dict, profile: Profile, evaluation: str = "voc_
 def transfer_scores(experiments: dict, profile: Profile, tasks=tuple(TASK_COLUMNS)) -> pd.DataFrame:
     """``scores`` of dense-transfer runs (Tables 3, 4, 9, S1; default: every task), filled while a run goes on."""
     return scores(experiments, profile, tasks)
+
+
+RELEASED = {"MoCo_200": "moco_coco_200ep", "Ours_200": "ours_coco_200ep", "MoCo_800": "moco_coco_800ep",
+            "Ours_800": "ours_coco_800ep"}  # the model zoo of the authors' README (its row -> the released params:
+# params/linear/released/<name> and params/transfer/released/<name> evaluate each checkpoint)
+ZOO_COLUMNS = {"VOC_SVM": "VOC SVM", "VOC_seg": "VOC_seg", "Cityscapes_seg": "Cityscapes_seg", "DAVIS_JF": "DAVIS_JF"}
+
+
+def released(profile: Profile, epochs: int, evaluations) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The authors' released models of ``epochs`` evaluated here, and the same models in their README's model zoo:
+    two tables, the rows whose linear or transfer runs have finished at ``profile`` (none at the book profiles:
+    those runs need the ResNet-50 checkpoints, ``pretrain: external:PATH``). Separates evaluation differences from
+    pretraining ones (see the README, "The authors' released models")."""
+    from . import paper
+    from .config import ParamsError
+
+    zoo = paper.table("official_code_model_zoo").rename(columns=ZOO_COLUMNS)
+    rows = {}
+    for label, name in RELEASED.items():
+        if not label.endswith(f"_{epochs}"):
+            continue
+        found = {}
+        for kind in ("linear", "transfer"):
+            try:
+                found |= _found(plan(f"{kind}/released/{name}", profile))
+            except ParamsError:  # a book profile's arch: not a ResNet-50
+                continue
+        if found:
+            rows[label] = {COLUMNS[key]: _score(found[key]) if key in found else np.nan for key in evaluations}
+    ours = pd.DataFrame.from_dict(rows, orient="index", columns=[COLUMNS[key] for key in evaluations])
+    return ours, zoo.loc[list(rows), [c for c in zoo.columns if c in ours.columns]]
 
 
 @dataclass
