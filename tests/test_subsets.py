@@ -37,7 +37,7 @@ def test_uniform_and_long_tailed_subsets():
     lt = long_tailed_subset(labels, 400, alpha=6.0, seed=0)
     counts = np.sort(np.bincount(labels[lt], minlength=20))[::-1]
     assert len(lt) == 400 and len(set(lt)) == 400
-    assert (counts == long_tailed_class_sizes(20, 400, 6.0, max_per_class=50)).all()
+    assert (counts == long_tailed_class_sizes(20, 400, 6.0, max_per_class=50, min_per_class=5)).all()
     assert np.array_equal(lt, long_tailed_subset(labels, 400, alpha=6.0, seed=0))  # reproducible
 
 
@@ -49,3 +49,16 @@ def test_long_tailed_subset_caps_each_class_at_what_it_has():
     sizes = long_tailed_class_sizes(3, 30, 6.0, max_per_class=[5, 100, 100])
     assert sizes.sum() == 30 and sizes[0] == 5
     assert len(set(random_subset(1000, 118, seed=0))) == 118
+
+
+def test_imagenet_lt_floor_of_five_images_a_class_at_paper_scale():
+    """Without a floor the quantiles give 5 of 1000 classes no image and 45 fewer than 5; ImageNet-LT (whose
+    sampling the paper follows) keeps at least 5 a class. The floor takes from the others, the head stays."""
+    plain = long_tailed_class_sizes(1000, 118_000, 6.0, max_per_class=1300)
+    floored = long_tailed_class_sizes(1000, 118_000, 6.0, max_per_class=1300, min_per_class=5)
+    assert (plain == 0).sum() == 5 and (plain < 5).sum() == 45
+    assert floored.min() == 5 and floored.sum() == 118_000 and (np.diff(floored) <= 0).all()
+    assert floored[0] == 1300 and (floored[:900] <= plain[:900]).all()  # paid for by the larger classes
+    sizes = long_tailed_class_sizes(3, 30, 6.0, max_per_class=[2, 100, 100], min_per_class=5)
+    assert sizes.tolist()[0] == 2 and sizes.sum() == 30  # a class with fewer images keeps what it has
+    assert long_tailed_class_sizes(10, 40, 6.0, min_per_class=5).min() == 4  # 40 images: an equal share is 4

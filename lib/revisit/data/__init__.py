@@ -12,10 +12,11 @@ import numpy as np
 
 from . import twins
 from .images import DatasetNotFoundError, ImageSet
-from .subsets import long_tailed_class_sizes, long_tailed_subset, random_subset, save_file_list, uniform_subset
+from .subsets import (LT_MIN_PER_CLASS, long_tailed_class_sizes, long_tailed_subset, random_subset, save_file_list,
+                      uniform_subset)
 
 __all__ = ["DatasetNotFoundError", "ImageSet", "cam_images", "data_root", "davis_videos", "dense_splits",
-           "long_tailed_class_sizes", "pretrain_images",
+           "LT_MIN_PER_CLASS", "long_tailed_class_sizes", "pretrain_images",
            "target_splits", "twins"]
 
 TWIN_DEFAULTS = {"pretrain": 4000, "train": 1200, "test": 600}

@@ -11,28 +11,38 @@ from pathlib import Path
 import numpy as np
 
 
-def long_tailed_class_sizes(num_classes: int, total: int, alpha: float = 6.0, max_per_class=None):
+LT_MIN_PER_CLASS = 5  # ImageNet-LT's smallest class (Liu et al.), whose sampling the paper's IN-118K-LT follows
+
+
+def long_tailed_class_sizes(num_classes: int, total: int, alpha: float = 6.0, max_per_class=None,
+                            min_per_class: int = 0):
     """Integer class sizes, decreasing, summing to ``total``, shaped by a Pareto(``alpha``) law.
 
     The sizes are proportional to the expected order statistics of ``num_classes`` Pareto
     (Lomax, as ``numpy.random.pareto``) draws: the quantiles at ``(i + 0.5) / num_classes``.
     ``max_per_class`` caps the classes (ImageNet has at most 1300 train images a class): one int for
     all, or one cap per position of the ranking (then the sizes follow the ranking and may no longer
-    decrease where a cap binds). The excess is shared among the other classes so the total is kept.
+    decrease where a cap binds). ``min_per_class`` raises the smallest classes to that floor (ImageNet-LT's 5), or
+    to an equal share of ``total`` where that is smaller; a class with fewer images keeps what it has. What a cap
+    removes or a floor adds is taken from or shared among the other classes, so the total is kept.
     """
     if num_classes < 1 or total < 0 or alpha <= 0:
         raise ValueError("need num_classes >= 1, total >= 0 and alpha > 0")
     cap = np.broadcast_to(np.inf if max_per_class is None else np.asarray(max_per_class, float), (num_classes,))
+    floor = np.minimum(min(min_per_class, total // num_classes), cap)
     if cap.sum() < total:
         raise ValueError(f"{num_classes} classes of at most {max_per_class} images cannot hold {total}")
     u = (np.arange(num_classes) + 0.5) / num_classes
     weights = np.sort((1.0 - u) ** (-1.0 / alpha) - 1.0)[::-1]
     sizes = total * weights / weights.sum()
-    while (sizes > cap + 1e-9).any():  # water-filling: cap, then share the excess
-        over = sizes >= cap
-        excess = (sizes[over] - cap[over]).sum()
-        sizes[over] = cap[over]
-        sizes[~over] += excess * weights[~over] / weights[~over].sum()
+    fixed = np.zeros(num_classes, bool)
+    while True:  # water-filling: set the classes past a bound to it, share the rest among the others
+        over, under = (sizes > cap + 1e-9) & ~fixed, (sizes < floor - 1e-9) & ~fixed
+        if not (over | under).any():
+            break
+        sizes[over], sizes[under] = cap[over], floor[under]
+        fixed |= over | under
+        sizes[~fixed] = (total - sizes[fixed].sum()) * weights[~fixed] / weights[~fixed].sum()
     counts = np.floor(sizes + 1e-9).astype(np.int64)
     room = counts < cap
     for i in np.argsort(-(sizes - counts) + 2.0 * ~room, kind="stable")[: total - counts.sum()]:  # largest remainder
@@ -49,8 +59,9 @@ def uniform_subset(labels, total: int, seed: int = 0):
     return _take_per_class(labels, classes, per_class, seed)
 
 
-def long_tailed_subset(labels, total: int, alpha: float = 6.0, seed: int = 0):
-    """Indices of ``total`` images whose class sizes are ``long_tailed_class_sizes`` (IN-118K-LT).
+def long_tailed_subset(labels, total: int, alpha: float = 6.0, seed: int = 0, min_per_class: int = LT_MIN_PER_CLASS):
+    """Indices of ``total`` images whose class sizes are ``long_tailed_class_sizes`` (IN-118K-LT), at least
+    ``min_per_class`` a class as ImageNet-LT.
 
     Which class becomes the head is a random permutation of the classes (seeded).
     """
@@ -59,7 +70,7 @@ def long_tailed_subset(labels, total: int, alpha: float = 6.0, seed: int = 0):
     available = np.array([(labels == c).sum() for c in classes])
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(classes))
-    sizes = long_tailed_class_sizes(len(classes), total, alpha, max_per_class=available[order])
+    sizes = long_tailed_class_sizes(len(classes), total, alpha, available[order], min_per_class)
     per_class = np.empty(len(classes), dtype=np.int64)
     per_class[order] = sizes  # the class ranked i-th gets the i-th size, within what it has
     return _take_per_class(labels, classes, per_class, seed + 1)
