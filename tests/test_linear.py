@@ -156,3 +156,26 @@ def test_the_logistic_views_square_and_ericssons_short_side_crop():
     assert square.shape == crop.shape == (3, 20, 20)
     assert square[:, :, 0].max() < 0.05 and square[:, :, 6:14].min() > 0.95  # borders dark, middle bright
     assert crop.min() > 0.95  # x 20-60 of the original only, all bright
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_the_final_fit_sees_raw_features_as_ericssons_code_or_standardised_ones(standardize):
+    """The refit on train + val and its test predictions, written out with scikit-learn: on the raw features (their
+    code, the paper profile) or on features standardised with train + val's mean and variance (the book profiles).
+    Features far from zero and of unequal scales, so that the two differ."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(3)
+    y = {split: rng.integers(0, 3, n) for split, n in (("train", 90), ("val", 30), ("test", 60))}
+    X = {split: rng.normal(size=(len(labels), 5)) * [1, 10, 100, 1, 1] + 50 + labels[:, None] * [1, 0, 0, 1, 0]
+         for split, labels in y.items()}
+    result = evaluate(X, y, "cifar10", c_grid("paper", 5), max_iter=50, standardize=standardize)
+    Xall, yall = np.concatenate([X["train"], X["val"]]), np.concatenate([y["train"], y["val"]])
+    Xte = X["test"]
+    if standardize:
+        scaler = StandardScaler().fit(Xall)
+        Xall, Xte = scaler.transform(Xall), scaler.transform(Xte)
+    expected = LogisticRegression(C=result.best_C[0], max_iter=50).fit(Xall, yall).predict(Xte)
+    assert (result.predictions.decision == expected).all()
+    assert result.test == pytest.approx(100 * (expected == y["test"]).mean())

@@ -162,6 +162,8 @@ class LinearParams:
     # the logistic regressions' view of an image: "square", resized to image_size x image_size (App. A.2's text);
     # "short_side_crop", the short side resized to image_size (bicubic), then the centre crop (Ericsson et al.'s code)
     view: str = field(default="square", metadata=_choices("square", "short_side_crop"))
+    standardize: bool = False  # logistic regression on standardised features (zero mean, unit variance on the fit's
+    # split): L-BFGS converges far faster. The paper is silent and Ericsson et al.'s code fits the raw features
     train_images: int | None = field(default=None, metadata=_range(1, MAX_IMAGES))  # None = the official split
     test_images: int | None = field(default=None, metadata=_range(1, MAX_IMAGES))
     batch_size: int = field(default=256, metadata=_range(1, MAX_BATCH))

@@ -34,7 +34,7 @@ def evaluate(name: str, backbone, p: LinearParams, device="cpu", progress=False)
     splits = target_splits(target, p)
     if how == "logreg":
         return evaluate_backbone(backbone, splits, target, p.image_size, c_grid(p.grid, p.grid_size), p.max_iter,
-                                 p.batch_size, p.workers, device, progress, p.view)
+                                 p.batch_size, p.workers, device, progress, p.view, p.standardize)
     n = {split: len(images) for split, images in splits.items()}
     if how == "svm":  # trainval -> test
         feats, labels, skipped = {}, {}, 0
