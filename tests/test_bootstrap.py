@@ -179,3 +179,28 @@ def test_foreground_miou_by_hand():
     # IoU: background 4/5, class 1 1/2, class 2 2/2 -> all classes 0.7667, without background 0.75
     assert Predictions("miou", confusion.sum(2), confusion).value() == pytest.approx(100 * (0.8 + 0.5 + 1) / 3)
     assert Predictions("miou_fg", confusion.sum(2), confusion).value() == pytest.approx(75)
+
+
+def test_stacked_runs_score_the_mean_of_the_runs_on_each_resample(tmp_path):
+    """Five finetuning runs on the same images (the authors' protocol): each resample scores every run on the same
+    drawn images and averages; saved and loaded back, and paired with another model's runs."""
+    from revisit.metrics import confusion_matrix, mean_iou
+
+    rng = np.random.default_rng(6)
+    truth = [rng.integers(0, 3, (5, 5)) for _ in range(10)]
+    runs = [np.stack([confusion_matrix(np.where(rng.random(t.shape) < 0.7, t, 0), t, 3) for t in truth])
+            for _ in range(5)]
+    stacked = Predictions("miou", runs[0].sum(2), np.stack(runs))
+    assert stacked.stacked and len(stacked) == 10
+    w, drawn = _resampled(rng, 10)
+    by_hand = np.mean([100 * mean_iou(sum(run[i] for i in drawn))[0] for run in runs])
+    assert stacked.scores(w)[0] == pytest.approx(by_hand)
+    assert stacked.value() == pytest.approx(np.mean([100 * mean_iou(run.sum(0))[0] for run in runs]))
+    stacked.save(tmp_path / "p.npz")
+    assert Predictions.load(tmp_path / "p.npz").value() == stacked.value()
+    other = Predictions("miou", runs[0].sum(2), np.stack(runs[::-1][:3]))  # three runs of another model
+    assert paired_difference(stacked, other).value == pytest.approx(stacked.value() - other.value())
+    depth = Predictions("rmse", np.full(10, 25), rng.random((3, 10)))
+    assert depth.value() == pytest.approx(np.mean([np.sqrt(d.sum() / 250) for d in depth.decision]))
+    with pytest.raises(ValueError, match="10 labels but 9 predictions"):
+        Predictions("miou", runs[0].sum(2), np.stack(runs)[:, :9])

@@ -176,7 +176,7 @@ def test_a_run_stopped_by_a_signal_leaves_no_kernel_to_write_after_it(warm, tmp_
     assert not late.exists()
 
 
-def test_a_forked_kernel_outlives_its_zygote_but_not_its_client(tmp_path):
+def test_a_forked_kernel_outlives_its_zygote_but_not_its_client(tmp_path, monkeypatch):
     """A batch killed by SIGKILL takes its zygote down at once; its kernels must stay until their runs stop them (an
     orderly stop records why), then go with their clients. A kernel forked later does not hold an earlier one's
     connection, so each client sees its own kernel end."""
@@ -195,8 +195,9 @@ def test_a_forked_kernel_outlives_its_zygote_but_not_its_client(tmp_path):
             time.sleep(0.1)
         return client, new[0]
 
-    with zygote.running():
-        server = next(p for p in psutil.Process().children() if "--serve" in p.cmdline())
+    monkeypatch.delenv(zygote.SOCKET_ENV, raising=False)  # a zygote of its own, not the module's (it is killed)
+    with zygote.running() as path:
+        server = next(p for p in psutil.Process().children() if path in p.cmdline())
         (client_a, kernel_a), (client_b, kernel_b) = fork_kernel(server, "a"), fork_kernel(server, "b")
         server.terminate()
         server.wait(timeout=30)

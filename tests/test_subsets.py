@@ -62,3 +62,5 @@ def test_imagenet_lt_floor_of_five_images_a_class_at_paper_scale():
     sizes = long_tailed_class_sizes(3, 30, 6.0, max_per_class=[2, 100, 100], min_per_class=5)
     assert sizes.tolist()[0] == 2 and sizes.sum() == 30  # a class with fewer images keeps what it has
     assert long_tailed_class_sizes(10, 40, 6.0, min_per_class=5).min() == 4  # 40 images: an equal share is 4
+    both = long_tailed_class_sizes(2, 10, 6.0, max_per_class=6, min_per_class=5)  # a cap and a floor on one set
+    assert both.tolist() == [5, 5]

@@ -25,6 +25,7 @@ SCORES = ("accuracy", "balanced_accuracy", "ap11", "ap",  # top-1, mean per-clas
           # mean, as Table 6's 7-class mIoU), depth rmse (metres), a ratio of sums (DAVIS J&F over objects)
           "det_ap11", "det_ap")  # VOC detection AP over IoU thresholds, 11-point or all-point
           # (``dense.detection.voc_ap``)
+RUN_NDIM = {"miou": 3, "miou_fg": 3, "rmse": 1}  # one run's decision dimensions, where runs can be stacked
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class Predictions:
       highest score first within its class: ``[image, class, flag at each IoU threshold]`` (1 true positive,
       0 false positive, -1 neither), as ``dense.detection.voc_ap`` matched them. Here ``decision`` has a row per
       detection, not per image.
+
+    Several finetuning runs scored on the same test items (``miou``, ``miou_fg``, ``rmse``) stack their decisions
+    on a leading axis, ``(R, N, ...)``: the score is then the mean of the runs' scores, as the authors report five.
     """
 
     score: str
@@ -74,15 +78,22 @@ class Predictions:
         if self.score.startswith("det_"):
             if len(self.decision) and not 0 <= self.decision[:, 0].min() <= self.decision[:, 0].max() < len(self.labels):
                 raise ValueError(f"detections refer to images outside the {len(self.labels)} test images")
-        elif len(self.labels) != len(self.decision):
-            raise ValueError(f"{len(self.labels)} labels but {len(self.decision)} predictions")
+        elif len(self.labels) != self.decision.shape[int(self.stacked)]:
+            raise ValueError(f"{len(self.labels)} labels but {self.decision.shape[int(self.stacked)]} predictions")
 
     def __len__(self):
         return len(self.labels)
 
+    @property
+    def stacked(self) -> bool:
+        """Whether ``decision`` holds several runs' decisions on a leading axis."""
+        return self.decision.ndim == RUN_NDIM.get(self.score, -1) + 1
+
     def scores(self, weights: np.ndarray) -> np.ndarray:
         """The score (percent) under each row of ``weights`` ``(draws, N)``: ``(draws,)``."""
         weights = np.atleast_2d(weights).astype(float)
+        if self.stacked:
+            return np.mean([Predictions(self.score, self.labels, run).scores(weights) for run in self.decision], axis=0)
         if self.score in ("rmse", "ratio"):
             with np.errstate(invalid="ignore", divide="ignore"):
                 ratio = (weights @ self.decision) / (weights @ self.labels)

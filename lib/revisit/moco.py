@@ -196,7 +196,7 @@ class MoCo(nn.Module):
             if self.nn_features == "backbone":
                 mine_q, bank = F.normalize(feats, dim=-1).flatten(0, 1), self.queue_g  # read-only, no gradient
             else:
-                mine_q, bank = q.flatten(0, 1), self.queue.clone().detach()
+                mine_q, bank = q.flatten(0, 1), self.queue.clone().detach() if enqueue_first else before
             loss_nn = knn_loss(mine_q, bank, q.flatten(0, 1) @ before, self.nn_k, self.temperature)
             loss = loss + nn_weight * loss_nn
         if not enqueue_first:

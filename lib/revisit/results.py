@@ -45,10 +45,14 @@ def _found(run) -> dict:
 
 
 def _cells(experiments: dict, profile: Profile, evaluations, cell) -> pd.DataFrame:
-    rows = {}
-    for label, name in experiments.items():
-        found = _found(plan(name, profile))
-        rows[label] = {COLUMNS[key]: cell(found[key]) if key in found else np.nan for key in evaluations}
+    return _table({label: _found(plan(name, profile)) for label, name in experiments.items()}, evaluations, cell)
+
+
+def _table(found: dict, evaluations, cell) -> pd.DataFrame:
+    """A row per label of ``found`` (its run's finished evaluations), a column per evaluation: ``cell`` of the
+    result, NaN where it has not finished."""
+    rows = {label: {COLUMNS[key]: cell(results[key]) if key in results else np.nan for key in evaluations}
+            for label, results in found.items()}
     return pd.DataFrame.from_dict(rows, orient="index", columns=[COLUMNS[key] for key in evaluations])
 
 
@@ -290,7 +294,7 @@ def transfer_scores(experiments: dict, profile: Profile, tasks=tuple(TASK_COLUMN
 RELEASED = {"MoCo_200": "moco_coco_200ep", "Ours_200": "ours_coco_200ep", "MoCo_800": "moco_coco_800ep",
             "Ours_800": "ours_coco_800ep"}  # the model zoo of the authors' README (its row -> the released params:
 # params/linear/released/<name> and params/transfer/released/<name> evaluate each checkpoint)
-ZOO_COLUMNS = {"VOC_SVM": "VOC SVM", "VOC_seg": "VOC_seg", "Cityscapes_seg": "Cityscapes_seg", "DAVIS_JF": "DAVIS_JF"}
+ZOO_COLUMNS = {"VOC_SVM": "VOC SVM"}  # the README's columns by our names (the others are the same)
 
 
 def released(profile: Profile, epochs: int, evaluations) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -299,23 +303,18 @@ def released(profile: Profile, epochs: int, evaluations) -> tuple[pd.DataFrame, 
     those runs need the ResNet-50 checkpoints, ``pretrain: external:PATH``). Separates evaluation differences from
     pretraining ones (see the README, "The authors' released models")."""
     from . import paper
-    from .config import ParamsError
+    from .runs import ExternalArchError
 
-    zoo = paper.table("official_code_model_zoo").rename(columns=ZOO_COLUMNS)
-    rows = {}
+    found = {}
     for label, name in RELEASED.items():
-        if not label.endswith(f"_{epochs}"):
-            continue
-        found = {}
-        for kind in ("linear", "transfer"):
+        for kind in ("linear", "transfer") if label.endswith(f"_{epochs}") else ():
             try:
-                found |= _found(plan(f"{kind}/released/{name}", profile))
-            except ParamsError:  # a book profile's arch: not a ResNet-50
+                found.setdefault(label, {}).update(_found(plan(f"{kind}/released/{name}", profile)))
+            except ExternalArchError:  # a book profile: not a ResNet-50
                 continue
-        if found:
-            rows[label] = {COLUMNS[key]: _score(found[key]) if key in found else np.nan for key in evaluations}
-    ours = pd.DataFrame.from_dict(rows, orient="index", columns=[COLUMNS[key] for key in evaluations])
-    return ours, zoo.loc[list(rows), [c for c in zoo.columns if c in ours.columns]]
+    ours = _table({label: results for label, results in found.items() if results}, evaluations, _score)
+    zoo = paper.table("official_code_model_zoo").rename(columns=ZOO_COLUMNS)
+    return ours, zoo.loc[list(ours.index), [c for c in zoo.columns if c in ours.columns]]
 
 
 @dataclass

@@ -100,6 +100,10 @@ class Run:
                 "pretrain_run": self.needs.run_id if self.needs else None, "params": values}
 
 
+class ExternalArchError(ParamsError):
+    """An experiment that evaluates an external checkpoint (a ResNet-50) at a profile of another arch."""
+
+
 def plan(name: str, profile: Profile, referrer: str | None = None) -> Run:
     """The run of experiment ``name`` (or of a replica, ``name@seed<n>``) at ``profile``, with its dependency
     resolved (``referrer``: who names it)."""
@@ -109,9 +113,9 @@ def plan(name: str, profile: Profile, referrer: str | None = None) -> Run:
     needs, external = None, external_path(getattr(params, "pretrain", None))
     if external is not None:
         if not external.name or params.arch != "resnet50":
-            raise ParamsError(f"{experiment.path}: 'pretrain: external:PATH' needs a checkpoint path and arch resnet50 "
-                              f"(got {params.pretrain!r} at arch {params.arch}): external checkpoints are ResNet-50s, "
-                              "evaluated at the paper profile")
+            raise ExternalArchError(f"{experiment.path}: 'pretrain: external:PATH' needs a checkpoint path and arch "
+                                    f"resnet50 (got {params.pretrain!r} at arch {params.arch}): external checkpoints "
+                                    "are ResNet-50s, evaluated at the paper profile")
     elif experiment.kind in ("linear", "transfer") and params.pretrain:
         needs = plan(params.pretrain + (f"{SEED_MARK}{replica}" if replica else ""), profile,
                      referrer=f"{experiment.path}: key 'pretrain'")

@@ -216,7 +216,7 @@ def client(path: str, argv: list[str], wait: float = WAIT_FOR_ZYGOTE) -> int:
         signal.signal(sig, lambda signum, _frame: os.kill(pid, signum))
     status = replies.readline()
     if not status:
-        return 1  # the zygote died: so did the kernel's parent, and the kernel with its connection
+        return 1  # the zygote died, then the kernel (its end of the connection closed): its status is lost
     code = int(status)
     return code if code >= 0 else 128 - code
 

@@ -35,15 +35,14 @@ def long_tailed_class_sizes(num_classes: int, total: int, alpha: float = 6.0, ma
     u = (np.arange(num_classes) + 0.5) / num_classes
     weights = np.sort((1.0 - u) ** (-1.0 / alpha) - 1.0)[::-1]
     sizes = total * weights / weights.sum()
-    fixed = np.zeros(num_classes, bool)
-    while True:  # water-filling: set the classes past a bound to it, share the rest among the others
-        over, under = (sizes > cap + 1e-9) & ~fixed, (sizes < floor - 1e-9) & ~fixed
-        if not (over | under).any():
-            break
-        sizes[over], sizes[under] = cap[over], floor[under]
-        fixed |= over | under
-        sizes[~fixed] = (total - sizes[fixed].sum()) * weights[~fixed] / weights[~fixed].sum()
+    if ((sizes > cap) | (sizes < floor)).any():  # water-filling: the scale at which the clipped sizes hold total
+        low, high = 0.0, total / weights.min()  # the sum of clip(scale * weights) grows with the scale
+        for _ in range(200):
+            scale = (low + high) / 2
+            low, high = (scale, high) if np.clip(scale * weights, floor, cap).sum() < total else (low, scale)
+        sizes = np.clip(high * weights, floor, cap)
     counts = np.floor(sizes + 1e-9).astype(np.int64)
+    assert counts.sum() <= total, (counts.sum(), total)
     room = counts < cap
     for i in np.argsort(-(sizes - counts) + 2.0 * ~room, kind="stable")[: total - counts.sum()]:  # largest remainder
         counts[i] += 1
