@@ -289,3 +289,20 @@ def test_a_random_init_replica_draws_another_backbone_on_the_same_targets(tmp_pa
     expected = build_backbone("resnet_small", 4).state_dict()
     assert all(torch.equal(nets[1][k], expected[k]) for k in expected)
     assert not all(torch.equal(nets[0][k], nets[1][k]) for k in expected)
+
+
+def test_a_new_training_version_makes_pretraining_runs_and_their_evaluations_anew(tmp_path, monkeypatch):
+    """Training code that computes something else from the same params must not reuse finished runs: the version
+    enters the pretraining run's id, and through ``pretrain_run`` its evaluations'; a random-init. one keeps its id."""
+    from revisit import runs
+
+    write(tmp_path, "pretrain/p", "kind: pretrain\narch: resnet_small\n")
+    write(tmp_path, "linear/of_p", "kind: linear\narch: resnet_small\npretrain: pretrain/p\n")
+    write(tmp_path, "linear/random", "kind: linear\narch: resnet_small\n")
+    write(tmp_path, "profiles/small", "seeds: 1\n")
+    monkeypatch.setenv("REVISIT_PARAMS", str(tmp_path))
+    profile = load_profile("small", root=tmp_path)
+    before = [runs.plan(name, profile).run_id for name in ("pretrain/p", "linear/of_p", "linear/random")]
+    monkeypatch.setattr(runs, "TRAINING_VERSION", runs.TRAINING_VERSION + 1)
+    after = [runs.plan(name, profile).run_id for name in ("pretrain/p", "linear/of_p", "linear/random")]
+    assert after[0] != before[0] and after[1] != before[1] and after[2] == before[2]

@@ -28,6 +28,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # the recipes, so that planning a run imports no torch (each run's batch process starts in about a second).
 RECIPE_VERSION = 7
 DENSE_RECIPE_VERSION = 2
+# The training code's version enters the ids of pretraining runs (and through them of their evaluations). Bump it
+# when a change makes a pretraining run compute something else from the same params, so that runs finished before
+# are made anew rather than reused. 2: kNN-MoCo's enqueue-first logits before the enqueue (App. B), IN-118K-LT's
+# floor of 5 images a class.
+TRAINING_VERSION = 2
 
 
 EXTERNAL = "external:"  # a ``pretrain`` value naming a checkpoint file instead of a pretraining experiment

@@ -4,7 +4,8 @@ A run lives in ``$REVISIT_RUNS/<profile>/<experiment>--<hash>/`` (default ``runs
 project): the resolved ``params.yaml``, the executed ``notebook.ipynb``, ``metrics.json`` (written
 last, atomically: its presence means the run is done), plus whatever the run keeps (checkpoint,
 log); ``rundir`` names and writes these files. Changing any resolved parameter changes the hash, so
-results of different settings never mix.
+results of different settings never mix; so do the twin recipes' versions and, for pretraining runs (and through
+them their evaluations), ``config.TRAINING_VERSION``, bumped when the training code computes something else.
 
 A *replica* ``<experiment>@seed<n>`` is the same experiment trained with its seed raised by n (for an evaluation:
 on the replica of its pretraining run). The seed draws the pretraining set (the twin's images, or the subset of
@@ -23,8 +24,8 @@ from pathlib import Path
 import yaml
 
 from . import rundir
-from .config import (DENSE_RECIPE_VERSION, MAX_SEED, PRETRAINING, PROJECT_ROOT, RECIPE_VERSION, Experiment,
-                     ParamsError, Profile, external_path, load_experiment, params_hash, resolve)
+from .config import (DENSE_RECIPE_VERSION, MAX_SEED, PRETRAINING, PROJECT_ROOT, RECIPE_VERSION, TRAINING_VERSION,
+                     Experiment, ParamsError, Profile, external_path, load_experiment, params_hash, resolve)
 
 SEED_MARK = "@seed"  # "linear/table2_in118k@seed2": replica 2 of that experiment
 
@@ -70,6 +71,8 @@ class Run:
         values = dataclasses.asdict(self.params)
         if self.needs is not None:
             values["pretrain_run"] = self.needs.run_id
+        if self.experiment.kind in PRETRAINING:
+            values["training_version"] = TRAINING_VERSION
         if self.params.source == "twin":  # a new twin recipe is new data
             values["twin_recipe"] = RECIPE_VERSION
             if self.experiment.kind == "transfer":

@@ -10,6 +10,7 @@ the dataset-level rmse in metres.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -304,6 +305,13 @@ def constant_score(train, test, task: str, value=None) -> float:
     return math.sqrt(squared / max(measured, 1))
 
 
+def _mean_over_runs(per_class) -> list:
+    """Per-class IoU averaged over runs, leaving out a run where the class was not scored (NaN)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a class no run scored stays NaN
+        return np.nanmean(per_class, axis=0).tolist() if per_class[0] else []
+
+
 def finetune_and_score(backbone, train, test, protocol: Protocol, resize=None, workers=0, device="cpu", seed=0,
                        progress=True, runs: int = 1, keep: str = "last") -> FinetuneResult:
     """Finetune on ``train``, score on ``test``: one cell of Tables 3, 4, 9 or S1.
@@ -336,6 +344,6 @@ def finetune_and_score(backbone, train, test, protocol: Protocol, resize=None, w
     if runs > 1:
         predictions = [Predictions(predictions[0].score, predictions[0].labels, [p.decision for p in predictions])]
     metric = "mIoU" if protocol.task == "segmentation" else "rmse"
-    per_class = np.nanmean(per_class, axis=0).tolist() if per_class[0] else []
+    per_class = list(per_class[0]) if runs == 1 else _mean_over_runs(per_class)
     return FinetuneResult(protocol.task, metric, float(np.mean(values)), per_class, curves[0], len(train), len(test),
                           skipped[0], time.perf_counter() - start, constant, predictions[0], list(values))
