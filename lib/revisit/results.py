@@ -307,7 +307,9 @@ def released(profile: Profile, epochs: int, evaluations) -> tuple[pd.DataFrame, 
 
     found = {}
     for label, name in RELEASED.items():
-        for kind in ("linear", "transfer") if label.endswith(f"_{epochs}") else ():
+        if not label.endswith(f"_{epochs}"):
+            continue
+        for kind in ("linear", "transfer"):
             try:
                 found.setdefault(label, {}).update(_found(plan(f"{kind}/released/{name}", profile)))
             except ExternalArchError:  # a book profile: not a ResNet-50
